@@ -1,0 +1,44 @@
+import { initTRPC, TRPCError } from '@trpc/server';
+import { ZodError } from 'zod';
+import { ERROR_TABLE, issuesFromZod, toAppError, UnauthorizedError } from '../src/errors.js';
+import type { Context } from './context.js';
+
+const t = initTRPC.context<Context>().create({
+  isDev: process.env.NODE_ENV === 'development',
+  errorFormatter({ shape, error }) {
+    const internal = error.code === 'INTERNAL_SERVER_ERROR';
+    const zodIssues = error.cause instanceof ZodError ? issuesFromZod(error.cause.issues) : undefined;
+    return {
+      ...shape,
+      message: internal ? 'Internal server error' : shape.message,
+      data: {
+        code: shape.data.code,
+        httpStatus: shape.data.httpStatus,
+        path: shape.data.path,
+        ...(zodIssues ? { issues: zodIssues } : {}),
+        ...(shape.data.stack && !internal ? { stack: shape.data.stack } : {}),
+      },
+    };
+  },
+});
+
+/** Gives domain errors their code from the one table, and an unreachable database its 503. */
+const mapDomainErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (result.ok || result.error.code !== 'INTERNAL_SERVER_ERROR') return result;
+  const appError = toAppError(result.error.cause ?? result.error);
+  if (appError.code === 'INTERNAL_SERVER_ERROR') return result;
+  throw new TRPCError({ code: ERROR_TABLE[appError.code].trpc, message: appError.message, cause: appError });
+});
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+
+const baseProcedure = t.procedure.use(mapDomainErrors);
+
+/** A procedure that needs a principal; `ctx.principal` is the resolved caller. */
+export const authedProcedure = baseProcedure.use(async ({ ctx, next }) => {
+  const principal = await ctx.principal();
+  if (!principal) throw new UnauthorizedError();
+  return next({ ctx: { ...ctx, principal } });
+});

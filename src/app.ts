@@ -1,0 +1,153 @@
+import { randomUUID } from 'node:crypto';
+import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { appRouter } from '../routers/app.router.js';
+import { createContextInner } from '../routers/context.js';
+import type { AppDeps } from './app-deps.js';
+import { PrincipalResolver } from './auth/principal.js';
+import { principalOf } from './auth/request-principal.js';
+import type { AppConfig } from './config.js';
+import type { Database } from './db/database.js';
+import {
+  type AppError,
+  ERROR_TABLE,
+  type ErrorIssue,
+  errorBody,
+  toAppError,
+  ValidationError,
+} from './errors.js';
+import { templatesRoutes } from './rest/templates.routes.js';
+
+/** Bodies on the shim and /trpc are at most 1 MiB. */
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+export interface BuildAppOptions {
+  config: AppConfig;
+  db: Database;
+  /** Fastify logger options, or an existing pino logger; defaults to pino at the configured level. */
+  logger?: FastifyServerOptions['logger'];
+  loggerInstance?: FastifyBaseLogger;
+  principals?: PrincipalResolver;
+}
+
+export function loggerOptions(config: AppConfig): FastifyServerOptions['logger'] {
+  return {
+    level: config.logLevel,
+    redact: {
+      paths: [
+        'req.headers.authorization',
+        'req.headers.cookie',
+        'res.headers["set-cookie"]',
+        'headers.authorization',
+        'headers.cookie',
+      ],
+      censor: '[redacted]',
+    },
+  };
+}
+
+function validationError(error: unknown): ValidationError | undefined {
+  if (!hasZodFastifySchemaValidationErrors(error)) return undefined;
+  const where = (error as { validationContext?: string }).validationContext ?? 'input';
+  const issues: ErrorIssue[] = error.validation.flatMap((v) => {
+    const base = v.instancePath.replace(/^\//, '').split('/').filter(Boolean).join('.');
+    const keys = (v.params as { keys?: unknown }).keys;
+    if (v.keyword === 'unrecognized_keys' && Array.isArray(keys)) {
+      return keys.map((key) => ({
+        path: base ? `${base}.${String(key)}` : String(key),
+        message: `unknown field "${String(key)}"`,
+      }));
+    }
+    return [{ path: base, message: v.message ?? 'invalid' }];
+  });
+  const first = issues[0];
+  const what = where === 'querystring' ? 'query' : where;
+  return new ValidationError(
+    first ? `Invalid ${what}: ${first.path ? `${first.path}: ` : ''}${first.message}` : `Invalid ${what}`,
+    issues,
+  );
+}
+
+/**
+ * Builds the service: the tRPC API, the /api-v3 shim and health. Never listens; the server entry
+ * and the tests decide how it is reached.
+ */
+export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
+  const { config, db } = options;
+  const app = Fastify({
+    ...(options.loggerInstance
+      ? { loggerInstance: options.loggerInstance }
+      : { logger: options.logger ?? loggerOptions(config) }),
+    bodyLimit: BODY_LIMIT_BYTES,
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();
+    },
+    requestIdHeader: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: 500 },
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  const principals =
+    options.principals ??
+    new PrincipalResolver({
+      jwtSecret: config.auth.jwtSecret,
+      jwksUrl: config.auth.jwksUrl,
+      legacyPy3Url: config.legacyPy3Url,
+      legacyTimeoutMs: config.legacyTimeoutMs,
+      sessionCacheTtlMs: config.auth.sessionCacheTtlMs,
+    });
+  const deps: AppDeps = { config, db, principals, logger: app.log };
+  app.decorate('deps', deps);
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const appError: AppError = validationError(error) ?? toAppError(error);
+    const { status } = ERROR_TABLE[appError.code];
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ code: appError.code, message: appError.message }, 'request rejected');
+    if (appError.headers) reply.headers(appError.headers);
+    return reply.code(status).type('application/json; charset=utf-8').send(errorBody(appError));
+  });
+
+  app.get('/health', async (_request, reply) => {
+    const ready = db.isAttached && (await db.ping());
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', database: ready });
+  });
+
+  await app.register(fastifyTRPCPlugin, {
+    prefix: '/trpc',
+    trpcOptions: {
+      router: appRouter,
+      createContext: ({ req }: { req: import('fastify').FastifyRequest }) =>
+        createContextInner({ deps, log: req.log, principal: () => principalOf(deps, req) }),
+      onError: ({ error, path }: { error: { code: string; cause?: unknown }; path?: string }) => {
+        if (error.code === 'INTERNAL_SERVER_ERROR')
+          app.log.error({ err: error.cause ?? error, path }, 'trpc failed');
+      },
+    },
+  });
+
+  await app.register(templatesRoutes(deps));
+
+  return app;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    deps: AppDeps;
+  }
+}

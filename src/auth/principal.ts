@@ -1,0 +1,184 @@
+import { createHash } from 'node:crypto';
+import { createLocalJWKSet, createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { z } from 'zod';
+import { BadGatewayError, GatewayTimeoutError } from '../errors.js';
+
+export type Role = 'lab_user' | 'doctor';
+
+/** Who is calling. `labId` and `orgId` only ever come from here, never from a request's query or body. */
+export interface Principal {
+  readonly labId: number;
+  readonly userId: number;
+  readonly role: Role;
+  /** When set, the caller may only see this organization's patients. */
+  readonly orgId: number | null;
+  readonly via: 'jwt' | 'session';
+}
+
+const positiveInt = z.number().int().positive();
+
+const jwtClaims = z.object({
+  lab_id: positiveInt,
+  user_id: positiveInt,
+  role: z.enum(['lab_user', 'doctor']),
+  exp: z.number(),
+  org_id: positiveInt.nullish(),
+});
+
+const sessionAnswer = z.object({
+  lab_id: positiveInt,
+  user_id: positiveInt,
+  is_doctor: z.boolean().nullish(),
+  org_id: positiveInt.nullish(),
+});
+
+export interface PrincipalResolverOptions {
+  jwtSecret?: string | undefined;
+  jwksUrl?: string | undefined;
+  /** A local key set instead of a URL, for tests and air-gapped setups. */
+  jwks?: Parameters<typeof createLocalJWKSet>[0];
+  legacyPy3Url: string;
+  legacyTimeoutMs: number;
+  sessionCacheTtlMs: number;
+  sessionCacheMaxEntries?: number;
+}
+
+export interface RequestCredentials {
+  authorization?: string | undefined;
+  cookie?: string | undefined;
+}
+
+type CachedSession = { principal: Principal | null; expiresAt: number };
+
+/**
+ * Resolves the principal of a request: a bearer JWT (HS256 with the shared secret, or RS256/ES256
+ * from the JWKS), else the legacy session cookie as PY-3 answers for it. `null` means no principal.
+ */
+export class PrincipalResolver {
+  readonly #secret: Uint8Array | undefined;
+  readonly #jwks: JWTVerifyGetKey | undefined;
+  readonly #sessionCache = new Map<string, CachedSession>();
+  readonly #inflight = new Map<string, Promise<Principal | null>>();
+
+  constructor(private readonly options: PrincipalResolverOptions) {
+    this.#secret = options.jwtSecret ? new TextEncoder().encode(options.jwtSecret) : undefined;
+    if (options.jwks) this.#jwks = createLocalJWKSet(options.jwks);
+    else if (options.jwksUrl) this.#jwks = createRemoteJWKSet(new URL(options.jwksUrl));
+  }
+
+  async resolve(credentials: RequestCredentials): Promise<Principal | null> {
+    const authorization = credentials.authorization?.trim();
+    if (authorization) {
+      const match = /^Bearer\s+(\S+)$/i.exec(authorization);
+      return match?.[1] ? this.fromJwt(match[1]) : null;
+    }
+    if (credentials.cookie) return this.fromSessionCookie(credentials.cookie);
+    return null;
+  }
+
+  async fromJwt(token: string): Promise<Principal | null> {
+    const header = decodeHeader(token);
+    if (!header) return null;
+    try {
+      let payload: unknown;
+      if (header.alg === 'HS256' && this.#secret) {
+        ({ payload } = await jwtVerify(token, this.#secret, {
+          algorithms: ['HS256'],
+          requiredClaims: ['exp'],
+        }));
+      } else if ((header.alg === 'RS256' || header.alg === 'ES256') && this.#jwks) {
+        ({ payload } = await jwtVerify(token, this.#jwks, {
+          algorithms: ['RS256', 'ES256'],
+          requiredClaims: ['exp'],
+        }));
+      } else {
+        return null;
+      }
+      const claims = jwtClaims.safeParse(payload);
+      if (!claims.success) return null;
+      return {
+        labId: claims.data.lab_id,
+        userId: claims.data.user_id,
+        role: claims.data.role,
+        orgId: claims.data.org_id ?? null,
+        via: 'jwt',
+      };
+    } catch {
+      return null;
+    }
+  }
+
+  async fromSessionCookie(cookie: string): Promise<Principal | null> {
+    const key = createHash('sha256').update(cookie).digest('hex');
+    const cached = this.#sessionCache.get(key);
+    if (cached && cached.expiresAt > Date.now()) return cached.principal;
+    const pending = this.#inflight.get(key);
+    if (pending) return pending;
+    const lookup = this.#askLegacy(cookie)
+      .then((principal) => {
+        this.#remember(key, principal);
+        return principal;
+      })
+      .finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, lookup);
+    return lookup;
+  }
+
+  #remember(key: string, principal: Principal | null): void {
+    if (this.options.sessionCacheTtlMs <= 0) return;
+    const max = this.options.sessionCacheMaxEntries ?? 10_000;
+    if (this.#sessionCache.size >= max) {
+      const now = Date.now();
+      for (const [k, v] of this.#sessionCache) if (v.expiresAt <= now) this.#sessionCache.delete(k);
+      if (this.#sessionCache.size >= max) {
+        const oldest = this.#sessionCache.keys().next().value;
+        if (oldest !== undefined) this.#sessionCache.delete(oldest);
+      }
+    }
+    this.#sessionCache.set(key, { principal, expiresAt: Date.now() + this.options.sessionCacheTtlMs });
+  }
+
+  async #askLegacy(cookie: string): Promise<Principal | null> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.options.legacyPy3Url}/api-v3/account/session`, {
+        headers: { cookie, accept: 'application/json' },
+        signal: AbortSignal.timeout(this.options.legacyTimeoutMs),
+        redirect: 'manual',
+      });
+    } catch (error) {
+      if ((error as Error).name === 'TimeoutError') {
+        throw new GatewayTimeoutError('The legacy session check did not answer in time', error);
+      }
+      throw new BadGatewayError('The legacy session check could not be reached', error);
+    }
+    if (response.status === 401 || response.status === 403) {
+      await response.body?.cancel();
+      return null;
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new BadGatewayError(`The legacy session check failed (status ${response.status})`);
+    }
+    const body = sessionAnswer.safeParse(await response.json().catch(() => undefined));
+    if (!body.success) throw new BadGatewayError('The legacy session check answered with an unexpected body');
+    return {
+      labId: body.data.lab_id,
+      userId: body.data.user_id,
+      role: body.data.is_doctor ? 'doctor' : 'lab_user',
+      orgId: body.data.org_id ?? null,
+      via: 'session',
+    };
+  }
+}
+
+function decodeHeader(token: string): { alg?: string } | null {
+  const [encoded, payload, signature] = token.split('.');
+  if (!encoded || !payload || signature === undefined) return null;
+  try {
+    const header = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')) as unknown;
+    return header && typeof header === 'object' ? (header as { alg?: string }) : null;
+  } catch {
+    return null;
+  }
+}

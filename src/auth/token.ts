@@ -1,0 +1,27 @@
+import { SignJWT } from 'jose';
+import type { Role } from './principal.js';
+
+export interface TokenClaims {
+  labId: number;
+  userId: number;
+  role?: Role;
+  orgId?: number | null;
+  /** Lifetime in seconds; negative mints an expired token. */
+  expiresInSeconds?: number;
+}
+
+/** Mints an HS256 bearer token with the contract's claims (for the token helper, the simulator and tests). */
+export async function mintToken(secret: string, claims: TokenClaims): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const payload: Record<string, unknown> = {
+    lab_id: claims.labId,
+    user_id: claims.userId,
+    role: claims.role ?? 'lab_user',
+  };
+  if (claims.orgId != null) payload.org_id = claims.orgId;
+  return new SignJWT(payload)
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuedAt(now)
+    .setExpirationTime(now + (claims.expiresInSeconds ?? 3600))
+    .sign(new TextEncoder().encode(secret));
+}

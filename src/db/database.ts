@@ -1,0 +1,62 @@
+import type { EntityManager, MikroORM } from '@mikro-orm/core';
+import type { MySqlDriver, EntityManager as SqlEntityManager } from '@mikro-orm/mysql';
+import { ServiceUnavailableError } from '../errors.js';
+
+export type Em = SqlEntityManager<MySqlDriver>;
+
+/**
+ * The service's handle on its database. The server listens before the database is reachable,
+ * so the ORM arrives later; until then every request that needs it gets a 503.
+ */
+export class Database {
+  #orm: MikroORM<MySqlDriver> | undefined;
+
+  constructor(orm?: MikroORM<MySqlDriver>) {
+    this.#orm = orm;
+  }
+
+  attach(orm: MikroORM<MySqlDriver>): void {
+    this.#orm = orm;
+  }
+
+  get isAttached(): boolean {
+    return this.#orm !== undefined;
+  }
+
+  get orm(): MikroORM<MySqlDriver> {
+    if (!this.#orm) throw new ServiceUnavailableError('The database is not ready yet; try again shortly');
+    return this.#orm;
+  }
+
+  /** A fresh, request-scoped entity manager. */
+  em(): Em {
+    return this.orm.em.fork() as Em;
+  }
+
+  /** True when the database answers a trivial query within the timeout. */
+  async ping(timeoutMs = 1_000): Promise<boolean> {
+    if (!this.#orm) return false;
+    const em = this.#orm.em.fork() as EntityManager as Em;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      });
+      return await Promise.race([
+        em
+          .getConnection()
+          .execute('SELECT 1')
+          .then(() => true),
+        timeout,
+      ]);
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#orm?.close(true);
+  }
+}

@@ -1,0 +1,22 @@
+import { defineEntity, type InferEntity } from '@mikro-orm/core';
+
+export const LabMissingDetailsConfiguration = defineEntity({
+  name: 'LabMissingDetailsConfiguration',
+  tableName: 'LabMissingDetailsConfiguration',
+  properties: (p) => ({
+    id: p.integer().primary().autoincrement(),
+    labId: p.integer().fieldName('lab_id'),
+    fieldId: p.integer().fieldName('field_id'),
+    fieldName: p.string().length(100).fieldName('field_name'),
+    fieldValue: p.string().length(255).fieldName('field_value'),
+    fieldModule: p.string().length(32).fieldName('field_module'),
+    fieldCategory: p.string().length(32).fieldName('field_category'),
+    entityObjectId: p.integer().fieldName('entity_object_id').nullable(),
+    isDisabled: p.boolean().fieldName('is_disabled').columnType('tinyint(1)').default(false),
+    createdByLabUserId: p.integer().fieldName('created_by_lab_user_id').nullable(),
+    updatedByLabUserId: p.integer().fieldName('updated_by_lab_user_id').nullable(),
+    createdAt: p.datetime(6).fieldName('created_at'),
+    updatedAt: p.datetime(6).fieldName('updated_at'),
+  }),
+});
+export type LabMissingDetailsConfiguration = InferEntity<typeof LabMissingDetailsConfiguration>;

@@ -1,0 +1,72 @@
+import pino from 'pino';
+import { buildApp, loggerOptions } from './app.js';
+import { type BackgroundTask, startBackgroundTasks } from './background.js';
+import { ConfigError, loadConfig } from './config.js';
+import { Database } from './db/database.js';
+import { ensureDatabaseExists, initOrm, migrateUp } from './db/orm.js';
+
+/** Serves the Missing Details service: listens at once, then connects, migrates and becomes ready. */
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+
+  const logger = pino(loggerOptions(config) as pino.LoggerOptions);
+  if (config.auth.usingDevelopmentSecret) {
+    logger.warn('AUTH_JWT_SECRET and AUTH_JWKS_URL are unset: using the development JWT secret');
+  }
+  const db = new Database();
+  const app = await buildApp({ config, db, loggerInstance: logger });
+  await app.listen({ host: config.host, port: config.port });
+
+  let tasks: BackgroundTask[] = [];
+  let stopping = false;
+
+  const connect = async (): Promise<void> => {
+    for (let attempt = 1; !stopping; attempt++) {
+      try {
+        await ensureDatabaseExists(config.databaseUrl);
+        const orm = await initOrm({ databaseUrl: config.databaseUrl, poolSize: config.databasePoolSize });
+        const applied = await migrateUp(orm);
+        if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
+        db.attach(orm);
+        tasks = await startBackgroundTasks({ config, db, logger });
+        logger.info('database ready');
+        return;
+      } catch (error) {
+        const delay = Math.min(5_000, 250 * 2 ** Math.min(attempt, 5));
+        logger.warn({ err: error, attempt, retryInMs: delay }, 'database not ready; retrying');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  };
+  const connected = connect();
+
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining');
+    const hardStop = setTimeout(() => {
+      logger.error('drain took too long; exiting');
+      process.exit(1);
+    }, 20_000);
+    hardStop.unref();
+    await app.close();
+    await Promise.allSettled(tasks.map((task) => task.stop()));
+    await connected.catch(() => undefined);
+    await db.close();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+await main();
