@@ -1,0 +1,518 @@
+import { DeadlockException, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { Counter } from 'prom-client';
+import { z } from 'zod';
+import type { Principal } from '../auth/principal.js';
+import type { Em } from '../db/database.js';
+import { LabMissingDetails } from '../entities/index.js';
+import { ConflictError } from '../errors.js';
+import { metricsRegistry } from '../metrics.js';
+import { writeActivity } from './activity-log.service.js';
+import { type FieldModule, MODULES } from './templates.service.js';
+
+export const LAB_FIELDS_DEFAULT_LIMIT = 50;
+export const LAB_FIELDS_MAX_LIMIT = 200;
+export const RESOLVE_MAX_IDS = 5000;
+/** More field ids than templates exist would only ever be a client bug. */
+export const FIELD_ID_FILTER_MAX = 100;
+
+const resolutionRows = new Counter({
+  name: 'md_lab_fields_resolution_rows_total',
+  help: 'LabMissingDetails rows changed by manual (un)resolution, and rows skipped because the field was already open',
+  labelNames: ['direction', 'outcome'] as const,
+  registers: [metricsRegistry],
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Timestamps. The table stores UTC in datetime(6); JS Dates only hold milliseconds, so timestamps travel
+// as `YYYY-MM-DD HH:MM:SS.ffffff` strings between SQL and this module and never as Date objects.
+// ---------------------------------------------------------------------------------------------------
+
+/** A UTC `datetime(6)` value as MariaDB/MySQL print and accept it: `2024-01-31 10:00:00.123456`. */
+export type DbTimestamp = string;
+
+const DB_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{6})$/;
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+const ISO_DATE_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
+/** `+05:30` arrives as ` 05:30` when the client forgot to URL-encode the plus sign. */
+const UNENCODED_PLUS_OFFSET = /^\d{4}-\d{2}-\d{2}T[\d:.]+ \d{2}(?::?\d{2})?$/i;
+
+const pad = (value: number, width = 2) => String(value).padStart(width, '0');
+
+function isCalendarDate(year: number, month: number, day: number): boolean {
+  if (year < 1000 || year > 9999 || month < 1 || month > 12 || day < 1) return false;
+  return day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+
+function formatDbTimestamp(epochMs: number, micros: string): DbTimestamp {
+  const d = new Date(epochMs);
+  return (
+    `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ` +
+    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.${micros}`
+  );
+}
+
+/** `2024-01-31 10:00:00.123456` (UTC) to ISO 8601 `2024-01-31T10:00:00.123456Z`, keeping the microseconds. */
+export function isoFromDbTimestamp(value: DbTimestamp): string {
+  return `${value.replace(' ', 'T')}Z`;
+}
+
+/** The inclusive bounds one `created_from` / `created_to` value stands for. */
+export interface TimeBound {
+  first: DbTimestamp;
+  last: DbTimestamp;
+}
+
+type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
+
+const DATE_FORMAT_HINT = 'use an ISO 8601 date (2024-01-31) or date-time (2024-01-31T10:00:00Z)';
+
+/**
+ * Parses an ISO 8601 date or date-time. A plain date is the whole UTC day; a date-time is one instant
+ * (UTC when it carries no offset) at microsecond precision.
+ */
+export function parseTimeBound(raw: string): Parsed<TimeBound> {
+  const date = ISO_DATE.exec(raw);
+  if (date) {
+    const [, y, m, d] = date.map(Number) as [number, number, number, number];
+    if (!isCalendarDate(y, m, d)) return { ok: false, message: `"${raw}" is not a valid date` };
+    const day = `${pad(y, 4)}-${pad(m)}-${pad(d)}`;
+    return { ok: true, value: { first: `${day} 00:00:00.000000`, last: `${day} 23:59:59.999999` } };
+  }
+  const dt = ISO_DATE_TIME.exec(raw);
+  if (!dt) {
+    if (UNENCODED_PLUS_OFFSET.test(raw)) {
+      return { ok: false, message: `"${raw}": encode the "+" of a UTC offset as %2B in the query string` };
+    }
+    return { ok: false, message: `"${raw}" is not a date or date-time: ${DATE_FORMAT_HINT}` };
+  }
+  const [y, mo, d, h, mi] = dt.slice(1, 6).map(Number) as [number, number, number, number, number];
+  const s = Number(dt[6] ?? 0);
+  const micros = (dt[7] ?? '').padEnd(6, '0');
+  if (!isCalendarDate(y, mo, d) || h > 23 || mi > 59 || s > 59) {
+    return { ok: false, message: `"${raw}" is not a valid date-time` };
+  }
+  let offsetMinutes = 0;
+  const zone = dt[8];
+  if (zone && zone.toUpperCase() !== 'Z') {
+    const digits = zone.slice(1).replace(':', '');
+    const oh = Number(digits.slice(0, 2));
+    const om = Number(digits.slice(2) || 0);
+    if (oh > 23 || om > 59) return { ok: false, message: `"${raw}" has an invalid UTC offset` };
+    offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (oh * 60 + om);
+  }
+  const epochMs = Date.UTC(y, mo - 1, d, h, mi, s) - offsetMinutes * 60_000;
+  const year = new Date(epochMs).getUTCFullYear();
+  if (year < 1000 || year > 9999) return { ok: false, message: `"${raw}" is out of range` };
+  const instant = formatDbTimestamp(epochMs, micros);
+  return { ok: true, value: { first: instant, last: instant } };
+}
+
+const timeBound = z.string().transform((raw, ctx): TimeBound => {
+  const parsed = parseTimeBound(raw.trim());
+  if (parsed.ok) return parsed.value;
+  ctx.addIssue({ code: 'custom', message: parsed.message });
+  return z.NEVER;
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Cursor: base64url of `v1|<created_at with microseconds>|<id>` of the last row of the page.
+// ---------------------------------------------------------------------------------------------------
+
+export interface LabFieldsCursor {
+  createdAt: DbTimestamp;
+  id: number;
+}
+
+const CURSOR_TEXT = /^v1\|(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6})\|([1-9]\d{0,15})$/;
+
+export function encodeCursor(cursor: LabFieldsCursor): string {
+  return Buffer.from(`v1|${cursor.createdAt}|${cursor.id}`, 'utf8').toString('base64url');
+}
+
+/** The cursor a previous page handed out, or null when the text was not one (garbage, truncated, edited). */
+export function decodeCursor(raw: string): LabFieldsCursor | null {
+  if (raw.length > 200 || !/^[A-Za-z0-9_-]+$/.test(raw)) return null;
+  const bytes = Buffer.from(raw, 'base64url');
+  // Only the canonical encoding is accepted, so an edited cursor cannot decode to something near a real one.
+  if (bytes.toString('base64url') !== raw) return null;
+  const match = CURSOR_TEXT.exec(bytes.toString('utf8'));
+  if (!match) return null;
+  const [, createdAt, id] = match as unknown as [string, string, string];
+  const stamp = DB_TIMESTAMP.exec(createdAt);
+  const [, y, mo, d, h, mi, s] = (stamp ?? []).map(Number);
+  if (!stamp || !isCalendarDate(y!, mo!, d!) || h! > 23 || mi! > 59 || s! > 59) return null;
+  const idNumber = Number(id);
+  if (!Number.isSafeInteger(idNumber)) return null;
+  return { createdAt, id: idNumber };
+}
+
+const cursorSchema = z.string().transform((raw, ctx): LabFieldsCursor => {
+  const cursor = decodeCursor(raw);
+  if (cursor) return cursor;
+  ctx.addIssue({
+    code: 'custom',
+    message: 'is not a valid cursor: pass next_cursor of the previous page unchanged',
+  });
+  return z.NEVER;
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Inputs. The tRPC schemas are camelCase; the REST shim builds its snake_case query from the same parts.
+// ---------------------------------------------------------------------------------------------------
+
+export const rowId = z.int().positive();
+
+export interface LabFieldsFilters {
+  isResolved: boolean;
+  userDetailsId?: number | undefined;
+  billId?: number | undefined;
+  fieldIds?: number[] | undefined;
+  fieldModule?: FieldModule | undefined;
+  createdFrom?: TimeBound | undefined;
+  createdTo?: TimeBound | undefined;
+  limit: number;
+  cursor?: LabFieldsCursor | undefined;
+}
+
+export const labFieldsFilterParts = {
+  timeBound,
+  cursor: cursorSchema,
+  fieldModule: z.enum(MODULES),
+};
+
+/** Rejects `created_from` after `created_to` (compared as the bounds they stand for), naming `names.to`. */
+export function checkCreatedRange(
+  from: TimeBound | undefined,
+  to: TimeBound | undefined,
+  ctx: z.RefinementCtx,
+  names: { from: string; to: string },
+): void {
+  if (from && to && from.first > to.last) {
+    ctx.addIssue({ code: 'custom', path: [names.to], message: `must not be before ${names.from}` });
+  }
+}
+
+const distinctFieldIds = (ids: number | number[]) => [...new Set(Array.isArray(ids) ? ids : [ids])];
+
+export const listLabFieldsInput = z
+  .object({
+    isResolved: z.boolean().default(false),
+    userDetailsId: rowId.optional(),
+    billId: rowId.optional(),
+    fieldId: z
+      .union([rowId, z.array(rowId).min(1).max(FIELD_ID_FILTER_MAX)])
+      .transform(distinctFieldIds)
+      .optional(),
+    fieldModule: labFieldsFilterParts.fieldModule.optional(),
+    createdFrom: timeBound.optional(),
+    createdTo: timeBound.optional(),
+    limit: z.int().min(1).max(LAB_FIELDS_MAX_LIMIT).default(LAB_FIELDS_DEFAULT_LIMIT),
+    cursor: cursorSchema.optional(),
+  })
+  .strict()
+  .superRefine((input, ctx) =>
+    checkCreatedRange(input.createdFrom, input.createdTo, ctx, { from: 'createdFrom', to: 'createdTo' }),
+  )
+  .transform(({ fieldId, ...rest }): LabFieldsFilters => ({ ...rest, fieldIds: fieldId }))
+  .prefault({});
+export type ListLabFieldsInput = z.input<typeof listLabFieldsInput>;
+
+/** 1..5000 distinct positive ids: a repeated id is a client bug worth naming. */
+export const resolveIds = z
+  .array(rowId)
+  .min(1)
+  .max(RESOLVE_MAX_IDS)
+  .superRefine((ids, ctx) => {
+    const seen = new Set<number>();
+    ids.forEach((id, index) => {
+      if (seen.has(id)) ctx.addIssue({ code: 'custom', path: [index], message: `duplicate id ${id}` });
+      seen.add(id);
+    });
+  });
+
+export const resolveLabFieldsInput = z.object({ ids: resolveIds, isResolved: z.boolean() }).strict();
+export type ResolveLabFieldsInput = z.infer<typeof resolveLabFieldsInput>;
+
+// ---------------------------------------------------------------------------------------------------
+// Listing
+// ---------------------------------------------------------------------------------------------------
+
+export interface LabFieldView {
+  id: number;
+  userDetailsId: number;
+  billId: number | null;
+  orgId: number | null;
+  fieldId: number;
+  fieldName: string;
+  fieldValue: string;
+  fieldModule: string;
+  isResolved: boolean;
+  /** ISO 8601 UTC with microseconds. */
+  createdAt: string;
+  resolvedAt: string | null;
+  resolvedByDoctorId: number | null;
+  resolvedByLabUserId: number | null;
+}
+
+export interface LabFieldsPage {
+  results: LabFieldView[];
+  /** Null on the last page. */
+  nextCursor: string | null;
+}
+
+interface LabFieldRow {
+  id: number | string;
+  user_details_id: number;
+  bill_id: number | null;
+  org_id: number | null;
+  field_id: number;
+  field_name: string;
+  field_value: string;
+  field_module: string;
+  is_resolved: number;
+  created_at_text: DbTimestamp;
+  resolved_at_text: DbTimestamp | null;
+  resolved_by_doctor_id: number | null;
+  resolved_by_lab_user_id: number | null;
+}
+
+export interface SqlQuery {
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * The one SELECT behind a page: newest first by (created_at, id), keyset-paged, one row more than asked
+ * to know whether another page follows. Served by the list indexes of migration
+ * 20260102000100-lab-fields-list-index (test/lab-fields-explain.test.ts holds it to that).
+ */
+export function labFieldsPageQuery(principal: Principal, filters: LabFieldsFilters): SqlQuery {
+  const where = ['lab_id = ?', 'is_resolved = ?'];
+  const params: unknown[] = [principal.labId, filters.isResolved ? 1 : 0];
+  const add = (clause: string, ...values: unknown[]) => {
+    where.push(clause);
+    params.push(...values);
+  };
+  if (principal.orgId !== null) add('org_id = ?', principal.orgId);
+  if (filters.userDetailsId !== undefined) add('user_details_id = ?', filters.userDetailsId);
+  if (filters.billId !== undefined) add('bill_id = ?', filters.billId);
+  if (filters.fieldIds?.length) {
+    add(`field_id IN (${filters.fieldIds.map(() => '?').join(', ')})`, ...filters.fieldIds);
+  }
+  if (filters.fieldModule !== undefined) add('field_module = ?', filters.fieldModule);
+  if (filters.createdFrom) add('created_at >= ?', filters.createdFrom.first);
+  if (filters.createdTo) add('created_at <= ?', filters.createdTo.last);
+  if (filters.cursor) {
+    const { createdAt, id } = filters.cursor;
+    add('(created_at < ? OR (created_at = ? AND id < ?))', createdAt, createdAt, id);
+  }
+  // The formatted timestamps must not be aliased `created_at`: ORDER BY would sort by the alias (a string
+  // expression, so a filesort) instead of reading the index in order.
+  const sql = `SELECT id, user_details_id, bill_id, org_id, field_id, field_name, field_value, field_module,
+  is_resolved, DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f') AS created_at_text,
+  DATE_FORMAT(resolved_at, '%Y-%m-%d %H:%i:%s.%f') AS resolved_at_text,
+  resolved_by_doctor_id, resolved_by_lab_user_id
+FROM LabMissingDetails
+WHERE ${where.join('\n  AND ')}
+ORDER BY created_at DESC, id DESC
+LIMIT ?`;
+  return { sql, params: [...params, filters.limit + 1] };
+}
+
+function toView(row: LabFieldRow): LabFieldView {
+  return {
+    id: Number(row.id),
+    userDetailsId: row.user_details_id,
+    billId: row.bill_id,
+    orgId: row.org_id,
+    fieldId: row.field_id,
+    fieldName: row.field_name,
+    fieldValue: row.field_value,
+    fieldModule: row.field_module,
+    isResolved: Boolean(row.is_resolved),
+    createdAt: isoFromDbTimestamp(row.created_at_text),
+    resolvedAt: row.resolved_at_text === null ? null : isoFromDbTimestamp(row.resolved_at_text),
+    resolvedByDoctorId: row.resolved_by_doctor_id,
+    resolvedByLabUserId: row.resolved_by_lab_user_id,
+  };
+}
+
+/** One page of the caller's runtime rows (their lab, and their organization when they have one). */
+export async function listLabFields(
+  em: Em,
+  principal: Principal,
+  filters: LabFieldsFilters,
+): Promise<LabFieldsPage> {
+  const { sql, params } = labFieldsPageQuery(principal, filters);
+  const rows = await em.execute<LabFieldRow[]>(sql, params);
+  const page = rows.slice(0, filters.limit);
+  const last = page.at(-1);
+  const nextCursor =
+    rows.length > filters.limit && last
+      ? encodeCursor({ createdAt: last.created_at_text, id: Number(last.id) })
+      : null;
+  return { results: page.map(toView), nextCursor };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Manual resolution
+// ---------------------------------------------------------------------------------------------------
+
+interface ScopedRow {
+  id: number | string;
+  user_details_id: number;
+  bill_id: number | null;
+  field_id: number;
+  is_resolved: number;
+}
+
+/** The engine keeps at most one unresolved row per (lab, patient, bill, field). */
+const openSlotKey = (row: Pick<ScopedRow, 'user_details_id' | 'bill_id' | 'field_id'>) =>
+  `${row.user_details_id}:${row.bill_id ?? 0}:${row.field_id}`;
+
+/**
+ * Which resolved rows may be reopened without a second unresolved row for the same (patient, bill, field):
+ * none where one is already open (the field is flagged already), and of several resolved rows of one
+ * field only the newest.
+ */
+async function reopenableIds(tx: Em, labId: number, resolved: ScopedRow[]): Promise<Set<number>> {
+  if (resolved.length === 0) return new Set();
+  const patients = [...new Set(resolved.map((r) => r.user_details_id))];
+  const fields = [...new Set(resolved.map((r) => r.field_id))];
+  // Lab-wide, not org-scoped: the one-open-row rule holds whoever can see the other row. FOR UPDATE
+  // also holds back a capture that would open a row for these patients until this transaction ends.
+  const open = await tx.execute<ScopedRow[]>(
+    `SELECT id, user_details_id, bill_id, field_id, is_resolved FROM LabMissingDetails
+WHERE lab_id = ? AND is_resolved = 0
+  AND user_details_id IN (${patients.map(() => '?').join(', ')})
+  AND field_id IN (${fields.map(() => '?').join(', ')})
+FOR UPDATE`,
+    [labId, ...patients, ...fields],
+  );
+  const taken = new Set(open.map(openSlotKey));
+  const reopen = new Set<number>();
+  for (const row of [...resolved].sort((a, b) => Number(b.id) - Number(a.id))) {
+    const key = openSlotKey(row);
+    if (taken.has(key)) continue;
+    taken.add(key);
+    reopen.add(Number(row.id));
+  }
+  return reopen;
+}
+
+interface ResolutionOutcome {
+  updatedIds: number[];
+  updatedCount: number;
+  skippedIds: number[];
+}
+
+async function applyResolution(
+  tx: Em,
+  principal: Principal,
+  input: ResolveLabFieldsInput,
+  now: Date,
+): Promise<ResolutionOutcome> {
+  const orgScope = principal.orgId === null ? {} : { orgId: principal.orgId };
+  const found = await tx.execute<ScopedRow[]>(
+    `SELECT id, user_details_id, bill_id, field_id, is_resolved FROM LabMissingDetails
+WHERE lab_id = ?${principal.orgId === null ? '' : ' AND org_id = ?'} AND id IN (${input.ids.map(() => '?').join(', ')})
+FOR UPDATE`,
+    [principal.labId, ...(principal.orgId === null ? [] : [principal.orgId]), ...input.ids],
+  );
+
+  let skippedIds: number[] = [];
+  if (!input.isResolved) {
+    const resolved = found.filter((row) => row.is_resolved);
+    const reopen = await reopenableIds(tx, principal.labId, resolved);
+    skippedIds = resolved.map((row) => Number(row.id)).filter((id) => !reopen.has(id));
+  }
+  const skipped = new Set(skippedIds);
+  const updatedIds = found.map((row) => Number(row.id)).filter((id) => !skipped.has(id));
+  if (updatedIds.length === 0) return { updatedIds, updatedCount: 0, skippedIds };
+
+  const updatedCount = await tx.nativeUpdate(
+    LabMissingDetails,
+    { labId: principal.labId, ...orgScope, id: { $in: updatedIds } },
+    input.isResolved
+      ? {
+          isResolved: true,
+          resolvedAt: now,
+          resolvedByDoctorId: principal.role === 'doctor' ? principal.userId : null,
+          resolvedByLabUserId: principal.role === 'lab_user' ? principal.userId : null,
+          updatedAt: now,
+        }
+      : {
+          isResolved: false,
+          resolvedAt: null,
+          resolvedByDoctorId: null,
+          resolvedByLabUserId: null,
+          updatedAt: now,
+        },
+  );
+  return { updatedIds, updatedCount, skippedIds };
+}
+
+/** A deadlock rolls the whole transaction back, so running it again is safe. */
+const DEADLOCK_ATTEMPTS = 3;
+
+/**
+ * Marks the caller's rows resolved or unresolved, as the old system did: every id found in the caller's
+ * scope counts, an already resolved row is stamped again. Ids outside the scope are ignored silently.
+ * Unresolving skips (and does not count) a row whose field is already open for that patient and bill,
+ * since reopening it would flag the same missing field twice. One UPDATE and one ActivityLog row, in
+ * one transaction.
+ */
+export async function resolveLabFields(
+  em: Em,
+  principal: Principal,
+  input: ResolveLabFieldsInput,
+  now = new Date(),
+): Promise<{ updatedCount: number }> {
+  const direction = input.isResolved ? 'resolve' : 'unresolve';
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const outcome = await em.transactional(async (tx) => {
+        const result = await applyResolution(tx, principal, input, now);
+        await writeActivity(
+          tx,
+          {
+            labId: principal.labId,
+            orgId: principal.orgId,
+            actor: principal,
+            action: input.isResolved ? 'lab_fields_resolved' : 'lab_fields_unresolved',
+            objectType: 'LabMissingDetails',
+            objectId: result.updatedIds.length === 1 ? result.updatedIds[0] : null,
+            message:
+              `Marked ${result.updatedCount} missing-detail row(s) ${input.isResolved ? 'resolved' : 'unresolved'}` +
+              (result.skippedIds.length
+                ? `; ${result.skippedIds.length} left resolved because the field is open again`
+                : ''),
+            details: {
+              is_resolved: input.isResolved,
+              updated_count: result.updatedCount,
+              updated_ids: result.updatedIds,
+              requested_count: input.ids.length,
+              ...(result.skippedIds.length ? { skipped_open_field_ids: result.skippedIds } : {}),
+            },
+          },
+          now,
+        );
+        return result;
+      });
+      resolutionRows.inc({ direction, outcome: 'updated' }, outcome.updatedCount);
+      if (outcome.skippedIds.length) {
+        resolutionRows.inc({ direction, outcome: 'skipped_open_field' }, outcome.skippedIds.length);
+      }
+      return { updatedCount: outcome.updatedCount };
+    } catch (error) {
+      if (error instanceof DeadlockException && attempt < DEADLOCK_ATTEMPTS) continue;
+      // Only reachable when a capture opened the same field between the check and the update despite
+      // the locks (e.g. under READ COMMITTED, which takes no gap locks).
+      if (error instanceof UniqueConstraintViolationException || error instanceof DeadlockException) {
+        throw new ConflictError('These rows were changed at the same moment by another request; retry');
+      }
+      throw error;
+    }
+  }
+}
