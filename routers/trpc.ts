@@ -1,13 +1,18 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import { ZodError } from 'zod';
-import { ERROR_TABLE, issuesFromZod, toAppError, UnauthorizedError } from '../src/errors.js';
+import { AppError, ERROR_TABLE, issuesFromZod, toAppError, UnauthorizedError } from '../src/errors.js';
 import type { Context } from './context.js';
 
 const t = initTRPC.context<Context>().create({
   isDev: process.env.NODE_ENV === 'development',
   errorFormatter({ shape, error }) {
     const internal = error.code === 'INTERNAL_SERVER_ERROR';
-    const zodIssues = error.cause instanceof ZodError ? issuesFromZod(error.cause.issues) : undefined;
+    const zodIssues =
+      error.cause instanceof ZodError
+        ? issuesFromZod(error.cause.issues)
+        : error.cause instanceof AppError && error.cause.issues?.length
+          ? error.cause.issues
+          : undefined;
     return {
       ...shape,
       message: internal ? 'Internal server error' : shape.message,

@@ -145,6 +145,8 @@ function errorCodeOf(error: unknown): string | undefined {
   for (let depth = 0; current && depth < 5; depth++) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === 'string' && DB_UNAVAILABLE_CODES.has(code)) return code;
+    // The pool had no free connection within its acquire timeout: the database is saturated or gone.
+    if ((current as { name?: unknown }).name === 'KnexTimeoutError') return 'POOL_TIMEOUT';
     current = (current as { cause?: unknown }).cause;
   }
   return undefined;

@@ -1,0 +1,16 @@
+import {
+  listConfigs,
+  listConfigsInput,
+  saveConfigs,
+  saveConfigsInput,
+} from '../src/services/configs.service.js';
+import { authedProcedure, router } from './trpc.js';
+
+export const configsRouter = router({
+  list: authedProcedure
+    .input(listConfigsInput)
+    .query(({ ctx, input }) => listConfigs(ctx.deps.db.em(), ctx.principal, input)),
+  save: authedProcedure
+    .input(saveConfigsInput)
+    .mutation(({ ctx, input }) => saveConfigs(ctx.deps.db.em(), ctx.principal, input, ctx.deps)),
+});

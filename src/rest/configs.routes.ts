@@ -1,0 +1,120 @@
+import type { FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { AppDeps } from '../app-deps.js';
+import { requirePrincipal } from '../auth/request-principal.js';
+import {
+  type ConfigView,
+  checkConfigItems,
+  configItemsSchema,
+  listConfigs,
+  normalizeConfigItem,
+  SNAKE_CASE_KEYS,
+  saveConfigs,
+} from '../services/configs.service.js';
+import type { EntityCreationView } from '../services/entity-creation.service.js';
+import { idempotencyKeySchema } from '../services/idempotency.service.js';
+import { MODULES } from '../services/templates.service.js';
+import { queryBoolean } from './query.js';
+
+const CONFIG_PATH = '/api-v3/registration/patients/lab-missing-details-config';
+
+const listQuery = z.strictObject({
+  module: z.enum(MODULES).optional(),
+  include_disabled: queryBoolean.default(false),
+});
+
+const saveBody = z
+  .strictObject({
+    configs: configItemsSchema(
+      z.strictObject({
+        field_id: z.number().int().positive(),
+        field_value: z.string().nullish(),
+        is_disabled: z.boolean().optional(),
+      }),
+    ),
+  })
+  .superRefine((body, ctx) =>
+    checkConfigItems(
+      body.configs.map((item) => ({
+        fieldId: item.field_id,
+        fieldValue: item.field_value,
+        isDisabled: item.is_disabled,
+      })),
+      ctx,
+      SNAKE_CASE_KEYS,
+    ),
+  );
+
+// Loose: a validated headers object replaces request.headers, and the others must survive.
+const saveHeaders = z.looseObject({ 'idempotency-key': idempotencyKeySchema.optional() });
+
+function toSnakeConfig(config: ConfigView) {
+  return {
+    id: config.id,
+    field_id: config.fieldId,
+    field_name: config.fieldName,
+    field_value: config.fieldValue,
+    field_module: config.fieldModule,
+    field_category: config.fieldCategory,
+    entity_object_id: config.entityObjectId,
+    is_disabled: config.isDisabled,
+    created_at: config.createdAt,
+    updated_at: config.updatedAt,
+  };
+}
+
+function toSnakeCreation(creation: EntityCreationView) {
+  return {
+    config_id: creation.configId,
+    entity_type: creation.entityType,
+    status: creation.status,
+    object_id: creation.objectId,
+  };
+}
+
+export const configsRoutes =
+  (deps: AppDeps): FastifyPluginAsyncZod =>
+  async (app) => {
+    // The principal comes first: without one the answer is a 401, whatever the body or query holds.
+    const authenticate = async (request: FastifyRequest) => {
+      await requirePrincipal(deps, request);
+    };
+
+    app.get(CONFIG_PATH, { onRequest: authenticate, schema: { querystring: listQuery } }, async (request) => {
+      const principal = await requirePrincipal(deps, request);
+      const { configs } = await listConfigs(deps.db.em(), principal, {
+        module: request.query.module,
+        includeDisabled: request.query.include_disabled,
+      });
+      return { configs: configs.map(toSnakeConfig) };
+    });
+
+    app.post(
+      CONFIG_PATH,
+      { onRequest: authenticate, schema: { body: saveBody, headers: saveHeaders } },
+      async (request) => {
+        const principal = await requirePrincipal(deps, request);
+        const idempotencyKey = request.headers['idempotency-key'];
+        const result = await saveConfigs(
+          deps.db.em(),
+          principal,
+          {
+            configs: request.body.configs.map((item) =>
+              normalizeConfigItem({
+                fieldId: item.field_id,
+                fieldValue: item.field_value,
+                isDisabled: item.is_disabled,
+              }),
+            ),
+            ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+          },
+          deps,
+        );
+        return {
+          configs: result.configs.map(toSnakeConfig),
+          entity_creations: result.entityCreations.map(toSnakeCreation),
+        };
+      },
+    );
+  };

@@ -1,0 +1,447 @@
+import { DeadlockException, IsolationLevel } from '@mikro-orm/core';
+import type { FastifyBaseLogger } from 'fastify';
+import { Counter } from 'prom-client';
+import { z } from 'zod';
+import type { Principal } from '../auth/principal.js';
+import type { Em } from '../db/database.js';
+import { LabMissingDetailsConfiguration, MissingDetailsTemplate } from '../entities/index.js';
+import { type ErrorIssue, ValidationError } from '../errors.js';
+import { metricsRegistry } from '../metrics.js';
+import {
+  type EntityCreationRequest,
+  type EntityCreationView,
+  startEntityCreations,
+} from './entity-creation.service.js';
+import {
+  claimIdempotencyKey,
+  deleteExpiredIdempotencyKeys,
+  idempotencyKeySchema,
+  requestHash,
+  storeIdempotentResponse,
+} from './idempotency.service.js';
+import { MODULES } from './templates.service.js';
+
+export const MAX_CONFIGS_PER_SAVE = 50;
+export const FIELD_VALUE_MAX_LENGTH = 255;
+const SAVE_OPERATION = 'configs.save';
+const DEADLOCK_ATTEMPTS = 5;
+
+const configSaves = new Counter({
+  name: 'md_config_saves_total',
+  help: 'Lab config saves, by outcome (applied, or replayed for a known Idempotency-Key)',
+  labelNames: ['outcome'] as const,
+  registers: [metricsRegistry],
+});
+
+// ---------------------------------------------------------------------------------------------
+// Input
+
+/** One item of a save as the callers send it (tRPC camelCase; the REST shim maps its snake_case to this). */
+export interface RawConfigItem {
+  fieldId: number;
+  fieldValue?: string | null | undefined;
+  isDisabled?: boolean | undefined;
+}
+
+/** One item after validation: the value trimmed, and null when the item disables. */
+export interface ConfigItem {
+  fieldId: number;
+  fieldValue: string | null;
+  isDisabled: boolean;
+}
+
+/** The names of an item's keys as the caller spelled them, so that issue paths name what was sent. */
+export interface ConfigItemKeys {
+  fieldId: string;
+  fieldValue: string;
+  isDisabled: string;
+}
+
+export const CAMEL_CASE_KEYS: ConfigItemKeys = {
+  fieldId: 'fieldId',
+  fieldValue: 'fieldValue',
+  isDisabled: 'isDisabled',
+};
+export const SNAKE_CASE_KEYS: ConfigItemKeys = {
+  fieldId: 'field_id',
+  fieldValue: 'field_value',
+  isDisabled: 'is_disabled',
+};
+
+/** Characters as the database counts them for varchar(255): code points, not UTF-16 units. */
+function characterCount(value: string): number {
+  return [...value].length;
+}
+
+/**
+ * The rules of a save's items that go beyond types, shared by the tRPC input and the REST body so
+ * that they cannot drift: each field at most once; a value (trimmed, 1 to 255 characters) unless
+ * the item disables.
+ */
+export function checkConfigItems(
+  items: readonly RawConfigItem[],
+  ctx: z.RefinementCtx,
+  keys: ConfigItemKeys,
+): void {
+  const firstIndexByField = new Map<number, number>();
+  items.forEach((item, index) => {
+    const earlier = firstIndexByField.get(item.fieldId);
+    if (earlier === undefined) firstIndexByField.set(item.fieldId, index);
+    else {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['configs', index, keys.fieldId],
+        message: `${keys.fieldId} ${item.fieldId} appears more than once (first at configs.${earlier}); send each field at most once`,
+      });
+    }
+    if (item.isDisabled) return;
+    const path = ['configs', index, keys.fieldValue];
+    if (item.fieldValue == null) {
+      ctx.addIssue({ code: 'custom', path, message: `required unless ${keys.isDisabled} is true` });
+      return;
+    }
+    const length = characterCount(item.fieldValue.trim());
+    if (length === 0) {
+      ctx.addIssue({ code: 'custom', path, message: 'must not be empty or only whitespace' });
+    } else if (length > FIELD_VALUE_MAX_LENGTH) {
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        message: `must be at most ${FIELD_VALUE_MAX_LENGTH} characters after trimming (got ${length})`,
+      });
+    }
+  });
+}
+
+export function normalizeConfigItem(item: RawConfigItem): ConfigItem {
+  const isDisabled = item.isDisabled === true;
+  return {
+    fieldId: item.fieldId,
+    fieldValue: isDisabled ? null : (item.fieldValue ?? '').trim(),
+    isDisabled,
+  };
+}
+
+export const configItemsSchema = <T extends z.ZodType>(item: T) =>
+  z
+    .array(item)
+    .min(1, 'must hold at least one config')
+    .max(MAX_CONFIGS_PER_SAVE, `must hold at most ${MAX_CONFIGS_PER_SAVE} configs`);
+
+const configItemInput = z.strictObject({
+  fieldId: z.number().int().positive(),
+  fieldValue: z.string().nullish(),
+  isDisabled: z.boolean().optional(),
+});
+
+export const saveConfigsInput = z
+  .strictObject({
+    configs: configItemsSchema(configItemInput),
+    idempotencyKey: idempotencyKeySchema.optional(),
+  })
+  .superRefine((input, ctx) => checkConfigItems(input.configs, ctx, CAMEL_CASE_KEYS))
+  .transform((input) => ({
+    configs: input.configs.map(normalizeConfigItem),
+    ...(input.idempotencyKey === undefined ? {} : { idempotencyKey: input.idempotencyKey }),
+  }));
+export type SaveConfigsInput = z.output<typeof saveConfigsInput>;
+
+export const listConfigsInput = z
+  .strictObject({
+    module: z.enum(MODULES).optional(),
+    includeDisabled: z.boolean().default(false),
+  })
+  .default({ includeDisabled: false });
+export type ListConfigsInput = z.output<typeof listConfigsInput>;
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+export interface ConfigView {
+  id: number;
+  fieldId: number;
+  fieldName: string;
+  fieldValue: string;
+  fieldModule: string;
+  fieldCategory: string;
+  entityObjectId: number | null;
+  isDisabled: boolean;
+  /** ISO 8601 UTC. Strings rather than Dates, so that a stored answer replays byte for byte. */
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SaveConfigsResult {
+  /** The lab's active configs after the save. */
+  configs: ConfigView[];
+  entityCreations: EntityCreationView[];
+}
+
+export interface SaveConfigsDeps {
+  logger: Pick<FastifyBaseLogger, 'warn'>;
+}
+
+function toView(row: LabMissingDetailsConfiguration): ConfigView {
+  return {
+    id: row.id,
+    fieldId: row.fieldId,
+    fieldName: row.fieldName,
+    fieldValue: row.fieldValue,
+    fieldModule: row.fieldModule,
+    fieldCategory: row.fieldCategory,
+    entityObjectId: row.entityObjectId ?? null,
+    isDisabled: row.isDisabled,
+    createdAt: new Date(row.createdAt).toISOString(),
+    updatedAt: new Date(row.updatedAt).toISOString(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+
+/** The caller's lab's configs, ordered by `field_id`, then `id` (oldest row of a field first). */
+export async function listConfigs(
+  em: Em,
+  principal: Principal,
+  input: ListConfigsInput,
+): Promise<{ configs: ConfigView[] }> {
+  const rows = await em.find(
+    LabMissingDetailsConfiguration,
+    {
+      labId: principal.labId,
+      ...(input.module ? { fieldModule: input.module } : {}),
+      ...(input.includeDisabled ? {} : { isDisabled: false }),
+    },
+    { orderBy: { fieldId: 'asc', id: 'asc' }, disableIdentityMap: true },
+  );
+  return { configs: rows.map(toView) };
+}
+
+/**
+ * Creates, updates and soft-disables a lab's configs in one transaction (all items or none), and
+ * starts the entity creations of entity fields. With an idempotency key, a retry gets the first
+ * answer and applies nothing; the same key with another body is a 409.
+ */
+export async function saveConfigs(
+  em: Em,
+  principal: Principal,
+  input: SaveConfigsInput,
+  deps: SaveConfigsDeps,
+): Promise<SaveConfigsResult> {
+  const { idempotencyKey } = input;
+  const hash = idempotencyKey === undefined ? undefined : requestHash({ configs: input.configs });
+
+  const outcome = await retryOnDeadlock(() =>
+    em.transactional(
+      async (tx) => {
+        const now = new Date();
+        let keyId: number | undefined;
+        if (idempotencyKey !== undefined && hash !== undefined) {
+          const claim = await claimIdempotencyKey(tx, {
+            labId: principal.labId,
+            operation: SAVE_OPERATION,
+            key: idempotencyKey,
+            requestHash: hash,
+            now,
+          });
+          if (claim.kind === 'replay') return { result: claim.response as SaveConfigsResult, replayed: true };
+          keyId = claim.keyId;
+        }
+        const result = await applySave(tx, principal, input.configs, now);
+        if (keyId !== undefined) await storeIdempotentResponse(tx, keyId, result);
+        return { result, replayed: false };
+      },
+      // Every read after the (lab, field) locks must see what the previous holder committed.
+      { isolationLevel: IsolationLevel.READ_COMMITTED },
+    ),
+  );
+  configSaves.inc({ outcome: outcome.replayed ? 'replayed' : 'applied' });
+
+  if (idempotencyKey !== undefined) {
+    // Opportunistic and bounded; a failure here must not fail a save that has committed.
+    await deleteExpiredIdempotencyKeys(em, new Date()).catch((error: unknown) =>
+      deps.logger.warn({ err: error }, 'cleanup of expired idempotency keys failed'),
+    );
+  }
+  return outcome.result;
+}
+
+async function retryOnDeadlock<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (!(error instanceof DeadlockException) || attempt >= DEADLOCK_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 5 * attempt + Math.random() * 20 * attempt));
+    }
+  }
+}
+
+async function applySave(
+  em: Em,
+  principal: Principal,
+  items: readonly ConfigItem[],
+  now: Date,
+): Promise<SaveConfigsResult> {
+  const labId = principal.labId;
+  const actorLabUserId = principal.role === 'lab_user' ? principal.userId : null;
+  const fieldIds = items.map((item) => item.fieldId);
+
+  const templates = await checkTemplates(em, items);
+  await lockLabFields(em, labId, fieldIds);
+
+  // Newest first: when legacy data holds several active rows of one field, the newest is the config.
+  const activeRows = await em.find(
+    LabMissingDetailsConfiguration,
+    { labId, fieldId: { $in: fieldIds }, isDisabled: false },
+    { orderBy: { id: 'desc' }, disableIdentityMap: true },
+  );
+  const activeByField = new Map<number, LabMissingDetailsConfiguration[]>();
+  for (const row of activeRows) {
+    const rows = activeByField.get(row.fieldId) ?? [];
+    rows.push(row);
+    activeByField.set(row.fieldId, rows);
+  }
+
+  const toDisable: number[] = [];
+  const toUpdate: Array<{ id: number; fieldValue: string }> = [];
+  const toCreate: ConfigItem[] = [];
+  /** In item order; `configId` of created rows is known only after the insert. */
+  const entityWork: Array<{ fieldId: number; configId: number | null; name: string; entityType: string }> =
+    [];
+
+  for (const item of items) {
+    const template = templates.get(item.fieldId)!;
+    const [current, ...duplicates] = activeByField.get(item.fieldId) ?? [];
+    // Restores "at most one active row" where legacy data broke it.
+    toDisable.push(...duplicates.map((row) => row.id));
+    if (item.isDisabled || item.fieldValue === null) {
+      if (current) toDisable.push(current.id);
+      continue;
+    }
+    const entityType = template.category === 'entity' ? template.entityType : null;
+    if (current) {
+      toUpdate.push({ id: current.id, fieldValue: item.fieldValue });
+      if (entityType && current.fieldValue !== item.fieldValue) {
+        entityWork.push({ fieldId: item.fieldId, configId: current.id, name: item.fieldValue, entityType });
+      }
+    } else {
+      toCreate.push(item);
+      if (entityType)
+        entityWork.push({ fieldId: item.fieldId, configId: null, name: item.fieldValue, entityType });
+    }
+  }
+
+  if (toDisable.length > 0) {
+    await em.nativeUpdate(
+      LabMissingDetailsConfiguration,
+      { id: { $in: toDisable }, labId },
+      { isDisabled: true, updatedAt: now, updatedByLabUserId: actorLabUserId },
+    );
+  }
+  // At most 50 rows, each with its own value: one statement per row reads better than a CASE.
+  for (const update of toUpdate) {
+    await em.nativeUpdate(
+      LabMissingDetailsConfiguration,
+      { id: update.id, labId },
+      { fieldValue: update.fieldValue, updatedAt: now, updatedByLabUserId: actorLabUserId },
+    );
+  }
+  if (toCreate.length > 0) {
+    await em.insertMany(
+      LabMissingDetailsConfiguration,
+      toCreate.map((item) => {
+        const template = templates.get(item.fieldId)!;
+        return {
+          labId,
+          fieldId: item.fieldId,
+          fieldName: template.name,
+          fieldValue: item.fieldValue!,
+          fieldModule: template.module,
+          fieldCategory: template.category,
+          entityObjectId: null,
+          isDisabled: false,
+          createdByLabUserId: actorLabUserId,
+          updatedByLabUserId: actorLabUserId,
+          createdAt: now,
+          updatedAt: now,
+        };
+      }),
+    );
+  }
+
+  let entityCreations: EntityCreationView[] = [];
+  if (entityWork.length > 0) {
+    const createdIds = await activeConfigIds(
+      em,
+      labId,
+      entityWork.filter((work) => work.configId === null).map((work) => work.fieldId),
+    );
+    const requests: EntityCreationRequest[] = entityWork.map((work) => ({
+      configId: work.configId ?? createdIds.get(work.fieldId)!,
+      entityType: work.entityType,
+      name: work.name,
+    }));
+    entityCreations = await startEntityCreations(em, principal, requests, now);
+  }
+
+  const { configs } = await listConfigs(em, principal, { includeDisabled: false });
+  return { configs, entityCreations };
+}
+
+/** Every item's template must exist; items that set a value need an active one. */
+async function checkTemplates(
+  em: Em,
+  items: readonly ConfigItem[],
+): Promise<Map<number, MissingDetailsTemplate>> {
+  const found = await em.find(
+    MissingDetailsTemplate,
+    { id: { $in: items.map((item) => item.fieldId) } },
+    { disableIdentityMap: true },
+  );
+  const templates = new Map(found.map((template) => [template.id, template]));
+  const issues: ErrorIssue[] = [];
+  items.forEach((item, index) => {
+    const template = templates.get(item.fieldId);
+    const path = `configs.${index}.field_id`;
+    if (!template) {
+      issues.push({ path, message: `no missing-details template has id ${item.fieldId}` });
+    } else if (!template.isActive && !item.isDisabled) {
+      // Disabling stays possible, so that a lab can turn off a config whose template was retired.
+      issues.push({ path, message: `template ${item.fieldId} (${template.name}) is inactive` });
+    }
+  });
+  const first = issues[0];
+  if (first) throw new ValidationError(`Invalid configs: ${first.path}: ${first.message}`, issues);
+  return templates;
+}
+
+/**
+ * Row-locks the (lab, field) pairs until the transaction ends, in one sorted order so that two saves
+ * never wait on each other crosswise. A concurrent save of the same pair waits here, then reads what
+ * this one committed: at most one active row per (lab, field).
+ */
+async function lockLabFields(em: Em, labId: number, fieldIds: readonly number[]): Promise<void> {
+  const sorted = [...new Set(fieldIds)].sort((a, b) => a - b);
+  await em.execute(
+    `INSERT INTO md_lab_field_locks (lab_id, field_id) VALUES ${sorted.map(() => '(?, ?)').join(', ')}
+     ON DUPLICATE KEY UPDATE lab_id = lab_id`,
+    sorted.flatMap((fieldId) => [labId, fieldId]),
+    'run',
+  );
+}
+
+/** The active config id per field; under this save's locks, the rows it just created. */
+async function activeConfigIds(
+  em: Em,
+  labId: number,
+  fieldIds: readonly number[],
+): Promise<Map<number, number>> {
+  if (fieldIds.length === 0) return new Map();
+  const rows = await em.find(
+    LabMissingDetailsConfiguration,
+    { labId, fieldId: { $in: [...fieldIds] }, isDisabled: false },
+    { fields: ['id', 'fieldId'], disableIdentityMap: true },
+  );
+  return new Map(rows.map((row) => [row.fieldId, row.id]));
+}
