@@ -1,0 +1,242 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { AppDeps } from '../app-deps.js';
+import type { Principal } from '../auth/principal.js';
+import { principalOf } from '../auth/request-principal.js';
+import { BadGatewayError, GatewayTimeoutError } from '../errors.js';
+import { captureRoutes } from './capture-routes.js';
+import { flagRoutes } from './flag-routes.js';
+import { withFlag, withItemFlags } from './json-flags.js';
+import { isPlainObject, type LegacyAugmentation } from './legacy-augmentation.js';
+import { proxyUntouchedAnswers, proxyUpstreamFailures, type UntouchedReason } from './proxy-metrics.js';
+import { type RequestBodyRecorder, readAnswer, recordBody } from './proxy-streams.js';
+
+/** A captured write's body is kept for the engine up to this size; larger ones are only forwarded. */
+const CAPTURE_BODY_LIMIT_BYTES = 1024 * 1024;
+/** A legacy answer is buffered for rewriting up to this size; larger ones pass through untouched. */
+const ANSWER_BUFFER_LIMIT_BYTES = 16 * 1024 * 1024;
+
+const AUGMENTATIONS: readonly LegacyAugmentation[] = [...captureRoutes, ...flagRoutes];
+
+/** Hop-by-hop headers: they describe the client's connection to us, not the request (and undici rejects them). */
+const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'upgrade', 'expect', 'http2-settings'];
+/**
+ * Dropped upstream where the answer is rewritten: a compressed, partial or 304 answer could not be
+ * read, and the client would keep a stale `has_missing_fields`.
+ */
+const PREVENTS_REWRITE = ['accept-encoding', 'range', 'if-range', 'if-none-match', 'if-modified-since'];
+
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'FST_REPLY_FROM_TIMEOUT',
+  'FST_REPLY_FROM_GATEWAY_TIMEOUT',
+]);
+
+type FastifyReplyFromHooks = NonNullable<FastifyHttpProxyOptions['replyOptions']>;
+
+/**
+ * The compatibility proxy (contract: "Proxied legacy paths"): every request no route of the
+ * service claims goes to legacy PY-3 unchanged and is sent once. The two legacy writes are
+ * captured and four reads are flagged on the way back. Register it last.
+ */
+export const legacyProxy =
+  (deps: AppDeps): FastifyPluginAsync =>
+  async (app) => {
+    const timeoutMs = deps.config.legacyTimeoutMs;
+    await app.register(httpProxy, {
+      upstream: deps.config.legacyPy3Url,
+      undici: { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connectTimeout: timeoutMs },
+      destroyAgent: true,
+      disableRequestLogging: true,
+      internalRewriteLocationHeader: false,
+      replyOptions: {
+        // reply-from retries a GET that got a 503 by default; legacy's 503 must reach the client.
+        retryDelay: () => null,
+        rewriteRequestHeaders: (_request, headers) => without(headers, HOP_BY_HOP),
+        rewriteHeaders: (headers) => without(headers, ['connection', ...HOP_BY_HOP]),
+        onError: (reply, { error }) => {
+          failUpstream(reply, error);
+        },
+      },
+      handler: (request, reply, dest, options) => {
+        const route = AUGMENTATIONS.find((r) => r.method === request.method && r.path.test(dest));
+        if (!route) return reply.from(dest, options);
+        const params = route.path.exec(dest)?.slice(1) ?? [];
+        return proxyAugmented({ deps, route, params, request, reply }, dest, options);
+      },
+    });
+  };
+
+interface LegacyResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  stream: Readable;
+}
+
+/** The part of a reply the failure path needs (reply-from hands out replies of any raw server type). */
+interface RelayReply {
+  readonly request: { readonly log: FastifyRequest['log'] };
+  send(payload: unknown): unknown;
+}
+
+interface Exchange {
+  deps: AppDeps;
+  route: LegacyAugmentation;
+  params: readonly string[];
+  request: FastifyRequest;
+  reply: FastifyReply;
+}
+
+function proxyAugmented(exchange: Exchange, dest: string, options: FastifyReplyFromHooks): FastifyReply {
+  const { deps, route, request, reply } = exchange;
+  // Resolve the caller while legacy works; failures are handled when the answer is in.
+  principalOf(deps, request).catch(() => undefined);
+  let recorder: RequestBodyRecorder | undefined;
+  if (route.readsRequestBody && request.body instanceof Readable) {
+    recorder = recordBody(request.body, CAPTURE_BODY_LIMIT_BYTES);
+    request.body = recorder;
+  }
+  const forward = options.rewriteRequestHeaders;
+  return reply.from(dest, {
+    ...options,
+    rewriteRequestHeaders: (req, headers) =>
+      without(forward ? forward(req, headers) : headers, PREVENTS_REWRITE),
+    onResponse: (_request, _reply, res) => {
+      // reply-from's types call this a ServerResponse; it hands over the upstream status, headers and body.
+      const upstream = res as unknown as LegacyResponse;
+      answerAugmented(exchange, upstream, recorder).catch((error: unknown) => {
+        request.log.error(
+          { err: error, path: route.name },
+          'answering a captured or flagged legacy path failed',
+        );
+        if (!reply.sent) reply.send(new BadGatewayError('The legacy answer could not be relayed'));
+      });
+    },
+  });
+}
+
+async function answerAugmented(
+  exchange: Exchange,
+  { statusCode: status, headers, stream }: LegacyResponse,
+  recorder: RequestBodyRecorder | undefined,
+): Promise<void> {
+  const { deps, route, request, reply } = exchange;
+  if (status < 200 || status >= 300 || !isUncompressedJson(headers)) {
+    reply.send(stream);
+    return;
+  }
+  let read: Awaited<ReturnType<typeof readAnswer>>;
+  try {
+    read = await readAnswer(stream, ANSWER_BUFFER_LIMIT_BYTES);
+  } catch (error) {
+    failUpstream(reply, error);
+    return;
+  }
+  const passThrough = (reason?: UntouchedReason, error?: unknown) => {
+    if (reason) {
+      proxyUntouchedAnswers.inc({ path: route.name, reason });
+      request.log.warn(
+        { path: route.name, reason, ...(error ? { err: error } : {}) },
+        'legacy answer passed through without capture or flag',
+      );
+    }
+    reply.send(read.complete ? read.bytes : read.stream);
+  };
+  if (!read.complete) return passThrough('answer_too_large');
+
+  let answer: unknown;
+  try {
+    answer = JSON.parse(read.bytes.toString('utf8'));
+  } catch {
+    return passThrough('not_json');
+  }
+  let principal: Principal | null;
+  try {
+    principal = await principalOf(deps, request);
+  } catch (error) {
+    // Legacy has already applied the write; the client gets its answer, only the capture is lost.
+    return passThrough('session_check_failed', error);
+  }
+  if (!principal) return passThrough('no_principal');
+
+  let requestBody: Record<string, unknown> | undefined;
+  if (route.readsRequestBody) {
+    const body = await requestBodyOf(recorder);
+    if (body === 'too_large') return passThrough('request_body_too_large');
+    if (!body) return passThrough('unreadable_request_body');
+    requestBody = body;
+  }
+
+  try {
+    const outcome = await route.augment({
+      deps,
+      principal,
+      params: exchange.params,
+      answer,
+      requestBody,
+      log: request.log,
+    });
+    if (outcome.kind === 'untouched') return passThrough(outcome.reason);
+    if (!isPlainObject(answer)) return passThrough('unexpected_answer');
+    const text = read.bytes.toString('utf8');
+    reply.removeHeader('content-length');
+    reply.send(
+      outcome.kind === 'flag'
+        ? withFlag(text, answer, outcome.hasMissingFields)
+        : withItemFlags(text, answer, outcome.key, outcome.flags),
+    );
+  } catch (error) {
+    passThrough('failed', error);
+  }
+}
+
+async function requestBodyOf(
+  recorder: RequestBodyRecorder | undefined,
+): Promise<Record<string, unknown> | 'too_large' | undefined> {
+  if (!recorder) return undefined;
+  const recorded = await recorder.recorded;
+  if (recorded.kind === 'too_large') return 'too_large';
+  if (recorded.kind !== 'complete') return undefined;
+  try {
+    const body: unknown = JSON.parse(recorded.bytes.toString('utf8'));
+    return isPlainObject(body) ? body : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isUncompressedJson(headers: IncomingHttpHeaders): boolean {
+  const type = String(headers['content-type'] ?? '');
+  const encoding = String(headers['content-encoding'] ?? 'identity').toLowerCase();
+  return /^application\/([\w.-]+\+)?json\s*(;|$)/i.test(type) && encoding === 'identity';
+}
+
+function without<H extends object>(headers: H, names: readonly string[]): H {
+  const copy = { ...headers };
+  for (const name of names) delete (copy as Record<string, unknown>)[name];
+  return copy;
+}
+
+/** Legacy refused, reset or timed out: a 502 or 504 with the contract's body, no internal address. */
+function failUpstream(reply: RelayReply, error: unknown): void {
+  const failure = isTimeout(error)
+    ? new GatewayTimeoutError(undefined, error)
+    : new BadGatewayError(undefined, error);
+  proxyUpstreamFailures.inc({ kind: failure.code === 'GATEWAY_TIMEOUT' ? 'gateway_timeout' : 'bad_gateway' });
+  reply.request.log.warn({ err: error }, 'legacy PY-3 did not answer');
+  reply.send(failure);
+}
+
+function isTimeout(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; current && depth < 5; depth++) {
+    const { code, statusCode } = current as { code?: unknown; statusCode?: unknown };
+    if (statusCode === 504 || (typeof code === 'string' && TIMEOUT_CODES.has(code))) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
