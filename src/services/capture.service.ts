@@ -1,7 +1,18 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DeadlockException, IsolationLevel, LockWaitTimeoutException } from '@mikro-orm/core';
 import type { FastifyBaseLogger } from 'fastify';
+import { Counter } from 'prom-client';
+import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Database, Em } from '../db/database.js';
-import type { FieldModule } from './templates.service.js';
+import { lookupKey, mappedKeys } from '../engine/field-map.js';
+import { type Comparable, equalsPlaceholder, isPresent, toComparable } from '../engine/value-mapper.js';
+import { LabMissingDetails } from '../entities/index.js';
+import { ForbiddenError, toAppError, ValidationError } from '../errors.js';
+import { metricsRegistry } from '../metrics.js';
+import { type FieldModule, MODULES } from './templates.service.js';
 
 /** One save of a patient (module `patient`) or a bill (module `bill`), keyed like the legacy bodies. */
 export interface CaptureInput {
@@ -21,9 +32,434 @@ export interface CaptureResult {
   hasMissingFields: boolean;
 }
 
-/** The runtime engine: opens and resolves LabMissingDetails rows for one save (contract: "The runtime engine"). */
-export async function capture(_em: Em, _principal: Principal, _input: CaptureInput): Promise<CaptureResult> {
-  throw new Error('not implemented yet');
+/** What the engine needs of the caller: the lab, and who resolves (a stored capture has no more). */
+export type CapturePrincipal = Pick<Principal, 'labId' | 'userId' | 'role' | 'orgId'>;
+
+export interface CaptureOptions {
+  /** The clock, for tests. */
+  now?: Date;
+  /**
+   * Set when a stored capture is replayed: the time of the original save. A field whose row was
+   * opened or resolved after it has newer information, and the replay leaves that field alone.
+   */
+  capturedAt?: Date;
+}
+
+/** Capture outcomes, by what happened to the save: landed now, stored for retry, or (never silently) not stored. */
+export const captureOutcomes = new Counter({
+  name: 'md_capture_outcomes_total',
+  help: 'Runtime-engine captures by outcome: captured, queued (outbox), spooled (file), rejected, lost; replayed, retry_failed, spool_imported, spool_rejected (retrier)',
+  labelNames: ['outcome'] as const,
+  registers: [metricsRegistry],
+});
+
+/** The columns are signed int in the legacy tables. */
+const MAX_ID = 2_147_483_647;
+const positiveId = z.number().int().positive().max(MAX_ID);
+const captureValues = z.record(z.string().max(255), z.unknown());
+
+export const capturePatientInput = z
+  .object({ userDetailsId: positiveId, orgId: positiveId.nullish(), values: captureValues })
+  .strict();
+export const captureBillInput = z
+  .object({
+    userDetailsId: positiveId,
+    billId: positiveId,
+    orgId: positiveId.nullish(),
+    values: captureValues,
+  })
+  .strict();
+
+const storedInput = z.object({
+  module: z.enum(MODULES),
+  userDetailsId: positiveId,
+  billId: positiveId.nullable(),
+  orgId: positiveId.nullable(),
+  values: captureValues,
+});
+
+function checkInput(input: CaptureInput): void {
+  const parsed = storedInput.safeParse(input);
+  const issues = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+  if (parsed.success && input.module === 'bill' && input.billId === null) {
+    issues.push({ path: 'billId', message: 'a bill capture needs the bill id' });
+  }
+  if (parsed.success && input.module === 'patient' && input.billId !== null) {
+    issues.push({ path: 'billId', message: 'a patient capture has no bill id' });
+  }
+  const first = issues[0];
+  if (first) throw new ValidationError(`Invalid capture: ${first.path}: ${first.message}`, issues);
+}
+
+interface PatientRow {
+  id: number;
+  bill_id: number | null;
+  field_id: number;
+  config_id: number | null;
+  field_value: string;
+  org_id: number | null;
+  is_resolved: number;
+  /** 1 when a replayed capture is older than what the row says about its field. */
+  newer: number;
+  template_name: string;
+  template_module: string;
+}
+
+interface ConfigRow {
+  id: number;
+  field_id: number;
+  field_value: string;
+  is_disabled: number;
+  entity_object_id: number | null;
+  template_name: string;
+  template_active: number;
+  creation_object_id: number | null;
+}
+
+interface PlaceholderConfig {
+  id: number;
+  fieldId: number;
+  templateName: string;
+  fieldValue: string;
+  active: boolean;
+  entityIds: Set<number>;
+}
+
+/**
+ * The unresolved rows of the patient (for a bill: of the bill and the patient's own fields), with
+ * their templates. Also serves hasMissingFields. On a replay, rows changed after the original save.
+ */
+async function readPatientRows(
+  em: Em,
+  labId: number,
+  input: CaptureInput,
+  capturedAt: Date | undefined,
+): Promise<PatientRow[]> {
+  const params: unknown[] = [];
+  let newer = '0';
+  let state = 'd.`is_resolved` = 0';
+  if (capturedAt) {
+    newer = '(d.`is_resolved` = 1 OR d.`created_at` > ?)';
+    state = '(d.`is_resolved` = 0 OR d.`resolved_at` > ?)';
+    params.push(capturedAt);
+  }
+  params.push(labId, input.userDetailsId);
+  if (capturedAt) params.push(capturedAt);
+  let billScope = '';
+  if (input.module === 'bill') {
+    billScope = ' AND (d.`bill_id` = ? OR d.`bill_id` IS NULL)';
+    params.push(input.billId);
+  }
+  return em.execute<PatientRow[]>(
+    `SELECT d.\`id\`, d.\`bill_id\`, d.\`field_id\`, d.\`config_id\`, d.\`field_value\`, d.\`org_id\`, d.\`is_resolved\`,
+  ${newer} AS newer, t.\`name\` AS template_name, t.\`module\` AS template_module
+FROM \`LabMissingDetails\` d
+JOIN \`MissingDetailsTemplates\` t ON t.\`id\` = d.\`field_id\`
+WHERE d.\`lab_id\` = ? AND d.\`user_details_id\` = ? AND ${state}${billScope}`,
+    params,
+  );
+}
+
+/**
+ * The lab's active configs of the module, and the (possibly disabled) configs that detected the
+ * open rows, each with every placeholder entity created for it.
+ */
+async function readConfigs(
+  em: Em,
+  labId: number,
+  module: FieldModule,
+  openRowConfigIds: readonly number[],
+): Promise<Map<number, PlaceholderConfig>> {
+  const orOpenRows =
+    openRowConfigIds.length > 0 ? ` OR c.\`id\` IN (${openRowConfigIds.map(() => '?').join(', ')})` : '';
+  const rows = await em.execute<ConfigRow[]>(
+    `SELECT c.\`id\`, c.\`field_id\`, c.\`field_value\`, c.\`is_disabled\`, c.\`entity_object_id\`,
+  t.\`name\` AS template_name, t.\`is_active\` AS template_active, e.\`object_id\` AS creation_object_id
+FROM \`LabMissingDetailsConfiguration\` c
+JOIN \`MissingDetailsTemplates\` t ON t.\`id\` = c.\`field_id\` AND t.\`module\` = ?
+LEFT JOIN \`MissingDetailsEntityCreation\` e ON e.\`lab_id\` = c.\`lab_id\` AND e.\`config_id\` = c.\`id\`
+WHERE c.\`lab_id\` = ? AND (c.\`is_disabled\` = 0${orOpenRows})`,
+    [module, labId, ...openRowConfigIds],
+  );
+  const configs = new Map<number, PlaceholderConfig>();
+  for (const row of rows) {
+    let config = configs.get(row.id);
+    if (!config) {
+      config = {
+        id: row.id,
+        fieldId: row.field_id,
+        templateName: row.template_name,
+        fieldValue: row.field_value,
+        active: !row.is_disabled && Boolean(row.template_active),
+        entityIds: new Set(),
+      };
+      if (row.entity_object_id !== null) config.entityIds.add(row.entity_object_id);
+      configs.set(row.id, config);
+    }
+    if (row.creation_object_id !== null) config.entityIds.add(row.creation_object_id);
+  }
+  return configs;
+}
+
+const NO_ENTITIES: ReadonlySet<number> = new Set();
+
+/** The present value saved under `key`; null when the key is absent from the body or the value is blank. */
+function incomingValue(values: Record<string, unknown>, key: string | undefined): Comparable | null {
+  if (key === undefined || !Object.hasOwn(values, key)) return null;
+  const value = toComparable(values[key]);
+  return isPresent(value) ? value : null;
+}
+
+/**
+ * The runtime engine: opens and resolves LabMissingDetails rows for one save (contract: "The
+ * runtime engine"). At most two reads, one set-based update and one multi-row insert; nothing is
+ * written when nothing changed. Run it inside a transaction (see `captureInTransaction`).
+ */
+export async function capture(
+  em: Em,
+  principal: CapturePrincipal,
+  input: CaptureInput,
+  options: CaptureOptions = {},
+): Promise<CaptureResult> {
+  checkInput(input);
+  const labId = principal.labId;
+  const billId = input.module === 'bill' ? input.billId : null;
+  const now = options.now ?? new Date();
+
+  const rows = await readPatientRows(em, labId, input, options.capturedAt);
+  const openByField = new Map<number, PatientRow>();
+  const fieldsChangedSince = new Set<number>();
+  for (const row of rows) {
+    if (row.template_module !== input.module || row.bill_id !== billId) continue;
+    if (Number(row.newer)) fieldsChangedSince.add(row.field_id);
+    if (!row.is_resolved) openByField.set(row.field_id, row);
+  }
+
+  const module = input.module;
+  // A body that carries no present value for any mapped field can change nothing: no config read.
+  const carriesAField = mappedKeys(module).some((key) => incomingValue(input.values, key) !== null);
+  const configs = carriesAField
+    ? await readConfigs(em, labId, module, [
+        ...new Set(
+          [...openByField.values()].flatMap((row) => (row.config_id === null ? [] : [row.config_id])),
+        ),
+      ])
+    : new Map<number, PlaceholderConfig>();
+
+  const toResolve: number[] = [];
+  for (const row of openByField.values()) {
+    if (fieldsChangedSince.has(row.field_id)) continue;
+    const value = incomingValue(input.values, lookupKey(module, row.template_name));
+    if (value === null) continue;
+    const entityIds = (row.config_id !== null && configs.get(row.config_id)?.entityIds) || NO_ENTITIES;
+    if (!equalsPlaceholder(value, { text: row.field_value, entityIds })) toResolve.push(row.id);
+  }
+
+  const activeByField = new Map<number, PlaceholderConfig>();
+  for (const config of configs.values()) {
+    const seen = activeByField.get(config.fieldId);
+    if (config.active && (!seen || seen.id < config.id)) activeByField.set(config.fieldId, config);
+  }
+  const resolvedNow = new Set(toResolve);
+  const toOpen: PlaceholderConfig[] = [];
+  for (const config of activeByField.values()) {
+    const open = openByField.get(config.fieldId);
+    if ((open && !resolvedNow.has(open.id)) || fieldsChangedSince.has(config.fieldId)) continue;
+    const value = incomingValue(input.values, lookupKey(module, config.templateName));
+    if (value === null) continue;
+    if (equalsPlaceholder(value, { text: config.fieldValue, entityIds: config.entityIds }))
+      toOpen.push(config);
+  }
+
+  let resolved = 0;
+  if (toResolve.length > 0) {
+    resolved = await em.nativeUpdate(
+      LabMissingDetails,
+      { id: { $in: toResolve }, labId, isResolved: false },
+      {
+        isResolved: true,
+        resolvedAt: now,
+        resolvedByDoctorId: principal.role === 'doctor' ? principal.userId : null,
+        resolvedByLabUserId: principal.role === 'doctor' ? null : principal.userId,
+        updatedAt: now,
+      },
+    );
+  }
+  let opened = 0;
+  if (toOpen.length > 0) {
+    // IGNORE: a racing capture that opened the same row first wins the open-row guard; ours is a no-op.
+    const result = await em.execute<{ affectedRows: number }>(
+      `INSERT IGNORE INTO \`LabMissingDetails\`
+  (\`lab_id\`, \`org_id\`, \`user_details_id\`, \`bill_id\`, \`field_id\`, \`config_id\`, \`field_name\`, \`field_value\`,
+   \`field_module\`, \`is_resolved\`, \`created_at\`, \`updated_at\`)
+VALUES ${toOpen.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)').join(', ')}`,
+      toOpen.flatMap((config) => [
+        labId,
+        input.orgId,
+        input.userDetailsId,
+        billId,
+        config.fieldId,
+        config.id,
+        config.templateName,
+        config.fieldValue,
+        module,
+        now,
+        now,
+      ]),
+      'run',
+    );
+    opened = result.affectedRows;
+  }
+
+  const visible = (orgId: number | null) => principal.orgId === null || orgId === principal.orgId;
+  const stillOpen = rows.some((row) => !row.is_resolved && !resolvedNow.has(row.id) && visible(row.org_id));
+  return { opened, resolved, hasMissingFields: stillOpen || (toOpen.length > 0 && visible(input.orgId)) };
+}
+
+function isTransient(error: unknown): boolean {
+  return error instanceof DeadlockException || error instanceof LockWaitTimeoutException;
+}
+
+/** Runs `capture` in its own READ COMMITTED transaction, retrying a deadlock a few times. */
+export async function captureInTransaction(
+  em: Em,
+  principal: CapturePrincipal,
+  input: CaptureInput,
+  options: CaptureOptions = {},
+): Promise<CaptureResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await em.transactional((tx) => capture(tx, principal, input, options), {
+        isolationLevel: IsolationLevel.READ_COMMITTED,
+        clear: true,
+      });
+    } catch (error) {
+      if (attempt >= 3 || !isTransient(error)) throw error;
+    }
+  }
+}
+
+/**
+ * The tRPC capture (for callers that save outside the proxy): a principal limited to one
+ * organization may only capture that organization's patients, and its organization is the default.
+ */
+export async function captureForCaller(
+  db: Database,
+  principal: Principal,
+  input: Omit<CaptureInput, 'orgId'> & { orgId?: number | null | undefined },
+): Promise<CaptureResult> {
+  if (principal.orgId !== null && input.orgId != null && input.orgId !== principal.orgId) {
+    throw new ForbiddenError(`orgId: you may only capture patients of organization ${principal.orgId}`);
+  }
+  const orgId = input.orgId ?? principal.orgId;
+  return captureInTransaction(db.em(), principal, { ...input, orgId });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durability: a capture that cannot land now is stored (outbox table, else a spool file) and
+// replayed by the capture retrier until it lands.
+
+/** A capture waiting to be replayed, as the outbox and the spool files hold it. */
+export interface StoredCapture {
+  /** Unique per capture: a spool file imported twice still becomes one outbox row. */
+  captureKey: string;
+  principal: CapturePrincipal;
+  input: CaptureInput;
+  /** ISO 8601 UTC: when the save happened. */
+  capturedAt: string;
+  lastError: string | null;
+}
+
+export const storedCaptureSchema = z.object({
+  captureKey: z.uuid(),
+  principal: z.object({
+    labId: positiveId,
+    userId: positiveId,
+    role: z.enum(['lab_user', 'doctor']),
+    orgId: positiveId.nullable(),
+  }),
+  input: storedInput,
+  capturedAt: z.iso.datetime(),
+  lastError: z.string().nullable(),
+});
+
+export const DEFAULT_CAPTURE_SPOOL_DIR = './var/capture-spool';
+const spoolDirs = new WeakMap<Database, string>();
+
+/** Where captures made through this database go when even the database is unreachable (CAPTURE_SPOOL_DIR). */
+export function attachCaptureSpool(db: Database, spoolDir: string): void {
+  spoolDirs.set(db, spoolDir);
+}
+
+export function captureSpoolDir(db: Database): string {
+  return spoolDirs.get(db) ?? DEFAULT_CAPTURE_SPOOL_DIR;
+}
+
+/** Backoff after `failures` failed tries: 1 s, 2 s, 4 s… capped (30 s by default), with ±20 % jitter under the cap. */
+export function retryDelayMs(failures: number, maxBackoffMs: number, random = Math.random): number {
+  const base = 1_000 * 2 ** Math.min(Math.max(failures - 1, 0), 20);
+  return Math.min(maxBackoffMs, Math.round(base * (0.8 + 0.4 * random())));
+}
+
+const DEFAULT_MAX_BACKOFF_MS = 30_000;
+
+function errorText(error: unknown): string {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return text.slice(0, 1024);
+}
+
+/** Stores captures in the outbox, due after the first backoff; a capture key already stored is skipped. */
+export async function enqueueCaptures(
+  em: Em,
+  captures: readonly StoredCapture[],
+  now = new Date(),
+  maxBackoffMs = DEFAULT_MAX_BACKOFF_MS,
+): Promise<void> {
+  if (captures.length === 0) return;
+  const nextAttemptAt = new Date(now.getTime() + retryDelayMs(1, maxBackoffMs));
+  await em.execute(
+    `INSERT INTO \`md_capture_outbox\`
+  (\`capture_key\`, \`lab_id\`, \`module\`, \`user_details_id\`, \`bill_id\`, \`principal_user_id\`, \`principal_role\`,
+   \`principal_org_id\`, \`input\`, \`status\`, \`attempts\`, \`next_attempt_at\`, \`last_error\`, \`captured_at\`,
+   \`created_at\`, \`updated_at\`)
+VALUES ${captures.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 1, ?, ?, ?, ?, ?)").join(', ')}
+ON DUPLICATE KEY UPDATE \`id\` = \`id\``,
+    captures.flatMap((c) => [
+      c.captureKey,
+      c.principal.labId,
+      c.input.module,
+      c.input.userDetailsId,
+      c.input.billId,
+      c.principal.userId,
+      c.principal.role,
+      c.principal.orgId,
+      JSON.stringify(c.input),
+      nextAttemptAt,
+      c.lastError,
+      new Date(c.capturedAt),
+      now,
+      now,
+    ]),
+    'run',
+  );
+}
+
+/** Writes one capture to its own spool file, atomically (temp file, fsync, rename). */
+export async function spoolCapture(spoolDir: string, stored: StoredCapture): Promise<string> {
+  await mkdir(spoolDir, { recursive: true });
+  const path = join(spoolDir, `${stored.captureKey}.json`);
+  const temp = `${path}.tmp`;
+  const file = await open(temp, 'w', 0o600);
+  try {
+    await file.writeFile(JSON.stringify(stored));
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(temp, path);
+  return path;
 }
 
 /**
@@ -32,10 +468,66 @@ export async function capture(_em: Em, _principal: Principal, _input: CaptureInp
  * Never throws: the proxy calls it after legacy has already answered.
  */
 export async function captureDurably(
-  _db: Database,
-  _principal: Principal,
-  _input: CaptureInput,
-  _log: FastifyBaseLogger,
+  db: Database,
+  principal: Principal,
+  input: CaptureInput,
+  log: FastifyBaseLogger,
 ): Promise<CaptureResult | null> {
-  throw new Error('not implemented yet');
+  const capturedAt = new Date();
+  const where = {
+    labId: principal.labId,
+    module: input.module,
+    userDetailsId: input.userDetailsId,
+    billId: input.billId,
+  };
+  let failure: unknown;
+  try {
+    const result = await captureInTransaction(db.em(), principal, input, { now: capturedAt });
+    captureOutcomes.inc({ outcome: 'captured' });
+    return result;
+  } catch (error) {
+    failure = error;
+  }
+  const stored: StoredCapture = {
+    captureKey: randomUUID(),
+    principal: {
+      labId: principal.labId,
+      userId: principal.userId,
+      role: principal.role,
+      orgId: principal.orgId,
+    },
+    input,
+    capturedAt: capturedAt.toISOString(),
+    lastError: errorText(failure),
+  };
+  if (failure instanceof ValidationError) {
+    // Retrying cannot fix a save the engine cannot read; it is logged in full instead.
+    captureOutcomes.inc({ outcome: 'rejected' });
+    log.error({ err: failure, capture: stored }, 'capture rejected: the saved object cannot be captured');
+    return null;
+  }
+  log.warn({ err: failure, ...where }, 'capture failed; storing it for retry');
+  // An unreachable database is not asked twice: the caller is waiting, the spool file is at hand.
+  if (toAppError(failure).code !== 'SERVICE_UNAVAILABLE') {
+    try {
+      await enqueueCaptures(db.em(), [stored], capturedAt);
+      captureOutcomes.inc({ outcome: 'queued' });
+      log.info({ captureKey: stored.captureKey, ...where }, 'capture queued for retry');
+      return null;
+    } catch (error) {
+      log.warn({ err: error, captureKey: stored.captureKey }, 'capture outbox unavailable; spooling to disk');
+    }
+  }
+  try {
+    const path = await spoolCapture(captureSpoolDir(db), stored);
+    captureOutcomes.inc({ outcome: 'spooled' });
+    log.warn({ captureKey: stored.captureKey, path, ...where }, 'capture spooled to disk for retry');
+  } catch (error) {
+    captureOutcomes.inc({ outcome: 'lost' });
+    log.error(
+      { err: error, capture: stored },
+      'capture could not be stored anywhere: replay it from this entry',
+    );
+  }
+  return null;
 }
