@@ -1,0 +1,73 @@
+import type { MikroORM } from '@mikro-orm/core';
+import type { MySqlDriver } from '@mikro-orm/mysql';
+import type { FastifyBaseLogger } from 'fastify';
+import pino from 'pino';
+import { type AppConfig, ConfigError, loadConfig } from '../src/config.js';
+import { Database } from '../src/db/database.js';
+import { initOrm } from '../src/db/orm.js';
+import { type BridgeWorker, startBridgeWorker } from './worker.js';
+
+/**
+ * `npm run worker`: the legacy bridge worker alone, for deployments that run it apart from the
+ * HTTP server (which then runs with BRIDGE_WORKER_ENABLED=false). It never migrates: it waits until
+ * the server (or `npm run db:migrate`) has. SIGTERM and SIGINT drain it.
+ */
+async function main(): Promise<void> {
+  let config: AppConfig;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  // Not the app's logger options: the worker logs no requests, and importing the app would slow its start.
+  const logger = pino({ level: config.logLevel }) as unknown as FastifyBaseLogger;
+
+  let stopping = false;
+  let orm: MikroORM<MySqlDriver> | undefined;
+  let worker: BridgeWorker | undefined;
+
+  const connect = async (): Promise<void> => {
+    for (let attempt = 1; !stopping; attempt++) {
+      try {
+        orm ??= await initOrm({ databaseUrl: config.databaseUrl, poolSize: config.databasePoolSize });
+        const pending = await orm.getMigrator().getPendingMigrations();
+        if (pending.length === 0) {
+          if (stopping) return;
+          worker = startBridgeWorker({ config, db: new Database(orm), logger });
+          return;
+        }
+        logger.warn({ pending: pending.map((m) => m.name) }, 'database not migrated yet; waiting');
+      } catch (error) {
+        logger.warn({ err: error, attempt }, 'database not ready; retrying');
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** Math.min(attempt, 5))));
+    }
+  };
+  const connected = connect();
+
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining the legacy bridge worker');
+    const hardStop = setTimeout(
+      () => {
+        logger.error('drain took too long; exiting');
+        process.exit(1);
+      },
+      config.bridge.shutdownGraceMs + config.bridge.requestTimeoutMs + 10_000,
+    );
+    hardStop.unref();
+    await connected.catch(() => undefined);
+    await worker?.stop();
+    await orm?.close(true);
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+await main();
