@@ -31,6 +31,9 @@ export const EntityCreationOutbox = defineEntity({
     updatedAt: p.datetime(6).fieldName('updated_at'),
     deliveredAt: p.datetime(6).fieldName('delivered_at').nullable(),
     failedAt: p.datetime(6).fieldName('failed_at').nullable(),
+    /** Set by an operator retry; the give-up window counts from it when set. */
+    retriedAt: p.datetime(6).fieldName('retried_at').nullable(),
+    retryCount: p.integer().fieldName('retry_count').default(0),
   }),
 });
 export type EntityCreationOutbox = InferEntity<typeof EntityCreationOutbox>;
