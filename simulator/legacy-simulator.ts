@@ -50,6 +50,8 @@ export interface SimulatorState {
   py2Inflight: Map<string, number>;
   nextUserDetailsId: number;
   nextObjectId: number;
+  /** Legacy's answers to the shim's GET paths (by path, query ignored), for shadow mode; 404 when unset. */
+  shadowFixtures: Map<string, unknown>;
 }
 
 export interface LegacySimulator {
@@ -87,6 +89,7 @@ function newState(): SimulatorState {
     py2Inflight: new Map(),
     nextUserDetailsId: 1000,
     nextObjectId: 900,
+    shadowFixtures: new Map(),
   };
 }
 
@@ -134,7 +137,7 @@ function entityId(value: unknown): number | null {
 }
 
 function buildPy3(state: SimulatorState): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
+  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, forceCloseConnections: true });
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   app.addHook('onRequest', async (request, reply) => {
@@ -212,6 +215,19 @@ function buildPy3(state: SimulatorState): FastifyInstance {
     return report;
   });
 
+  // The REST shim's reads as legacy answers them (the service serves these itself; shadow mode compares).
+  for (const path of [
+    '/api-v3/registration/patients/missing-details-templates',
+    '/api-v3/registration/patients/lab-missing-details-config',
+    '/api-v3/account/missing-details/lab-fields',
+  ]) {
+    app.get(path, async (_request, reply) => {
+      const fixture = state.shadowFixtures.get(path);
+      if (fixture === undefined) return reply.code(404).send({ detail: 'Not found.' });
+      return fixture;
+    });
+  }
+
   // Everything else: echo what arrived, so passthrough can be checked byte for byte.
   app.all('/*', async (request, reply) => {
     const url = new URL(request.url, 'http://sim');
@@ -232,7 +248,7 @@ function buildPy3(state: SimulatorState): FastifyInstance {
 }
 
 function buildPy2(state: SimulatorState, token: string): FastifyInstance {
-  const app = Fastify({ logger: false });
+  const app = Fastify({ logger: false, forceCloseConnections: true });
   app.post('/registration/api/missing-field-entity', async (request, reply) => {
     const key = request.headers['idempotency-key'] as string | undefined;
     const body = (request.body ?? {}) as Record<string, unknown>;

@@ -4,7 +4,8 @@ import { z } from 'zod';
 /** The development secret used when no signing key is configured outside production. */
 export const DEVELOPMENT_JWT_SECRET = 'missing-details-development-secret-do-not-use-in-production';
 
-const optionalUrl = z.preprocess((v) => (v === '' ? undefined : v), z.url().optional());
+const httpUrl = () => z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+const optionalUrl = z.preprocess((v) => (v === '' ? undefined : v), httpUrl().optional());
 const optionalString = z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional());
 const booleanish = (fallback: boolean) =>
   z
@@ -25,8 +26,8 @@ const envSchema = z
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     HOST: z.string().min(1).default('127.0.0.1'),
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-    LEGACY_PY3_URL: z.url().default('http://127.0.0.1:3101'),
-    LEGACY_PY2_URL: z.url().default('http://127.0.0.1:3102'),
+    LEGACY_PY3_URL: httpUrl().default('http://127.0.0.1:3101'),
+    LEGACY_PY2_URL: httpUrl().default('http://127.0.0.1:3102'),
     LEGACY_PY2_TOKEN: z.string().min(1).default('development-py2-token'),
     LEGACY_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(30_000),
     AUTH_JWT_SECRET: optionalString,
@@ -44,6 +45,36 @@ const envSchema = z
     BRIDGE_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(1_000_000).default(100_000),
     BRIDGE_CLAIM_TTL_MS: z.coerce.number().int().min(1_000).max(300_000).default(30_000),
     BRIDGE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+    // Legacy bridge worker tuning: deliveries in flight per process, first retry delay (doubled per
+    // attempt, jittered, capped by BRIDGE_MAX_BACKOFF_MS), consecutive PY-2 failures that open the
+    // circuit breaker and how long it stays open before one probe, how long SIGTERM waits for
+    // deliveries in flight before releasing their claims, and how often queue stats are logged.
+    BRIDGE_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+    BRIDGE_BASE_BACKOFF_MS: z.coerce.number().int().min(10).max(600_000).default(1_000),
+    BRIDGE_BREAKER_THRESHOLD: z.coerce.number().int().min(1).max(1_000).default(5),
+    BRIDGE_BREAKER_HALF_OPEN_MS: z.coerce.number().int().min(10).max(600_000).default(5_000),
+    BRIDGE_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
+    BRIDGE_STATS_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
+    // Capture durability: the directory where a failed capture is spooled when even the database is
+    // unreachable (the capture retrier moves it into md_capture_outbox later), how often the retrier
+    // looks for due captures, and the cap of its exponential backoff.
+    CAPTURE_SPOOL_DIR: z.string().min(1).default('./var/capture-spool'),
+    CAPTURE_RETRY_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
+    CAPTURE_RETRY_MAX_BACKOFF_MS: z.coerce.number().int().min(10).max(3_600_000).default(30_000),
+    // Shadow mode (off at 0): the share of the shim's GET answers (0 to 1) that are also asked of legacy
+    // PY-3 after they were sent, and compared; how long one such legacy call may take; how many may be
+    // in flight at once (beyond that a sampled request is skipped, never queued).
+    SHADOW_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(0),
+    SHADOW_TIMEOUT_MS: z.coerce.number().int().min(10).max(60_000).default(2_000),
+    SHADOW_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000).default(16),
+    // Live counts (tRPC labFields.onChange over SSE): how often each lab with subscribers has its open
+    // count read (one shared read per lab and process, whatever the number of clients), how often an
+    // unchanged count is sent again as a heartbeat (finds dead connections), and how many streams one
+    // user and one lab may hold open in one process (beyond that: TOO_MANY_REQUESTS).
+    LIVE_COUNTS_POLL_INTERVAL_MS: z.coerce.number().int().min(20).max(60_000).default(1_000),
+    LIVE_COUNTS_HEARTBEAT_MS: z.coerce.number().int().min(100).max(600_000).default(25_000),
+    LIVE_COUNTS_MAX_PER_USER: z.coerce.number().int().min(1).max(100).default(5),
+    LIVE_COUNTS_MAX_PER_LAB: z.coerce.number().int().min(1).max(10_000).default(200),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && !env.AUTH_JWT_SECRET && !env.AUTH_JWKS_URL) {
@@ -75,6 +106,11 @@ export interface AppConfig {
     readonly sessionCacheTtlMs: number;
   };
   readonly logLevel: string;
+  readonly capture: {
+    readonly spoolDir: string;
+    readonly retryPollIntervalMs: number;
+    readonly retryMaxBackoffMs: number;
+  };
   readonly bridge: {
     readonly workerEnabled: boolean;
     readonly pollIntervalMs: number;
@@ -83,6 +119,23 @@ export interface AppConfig {
     readonly maxAttempts: number;
     readonly claimTtlMs: number;
     readonly requestTimeoutMs: number;
+    readonly concurrency: number;
+    readonly baseBackoffMs: number;
+    readonly breakerThreshold: number;
+    readonly breakerHalfOpenMs: number;
+    readonly shutdownGraceMs: number;
+    readonly statsIntervalMs: number;
+  };
+  readonly shadow: {
+    readonly sampleRate: number;
+    readonly timeoutMs: number;
+    readonly maxInFlight: number;
+  };
+  readonly liveCounts: {
+    readonly pollIntervalMs: number;
+    readonly heartbeatMs: number;
+    readonly maxPerUser: number;
+    readonly maxPerLab: number;
   };
 }
 
@@ -104,7 +157,9 @@ function deepFreeze<T>(value: T): T {
 /** Parses an environment into the frozen app configuration; throws ConfigError naming each bad variable. */
 export function loadConfig(env?: RawEnv, overrides: Partial<RawEnv> = {}): AppConfig {
   const source = env ?? { ...readDotenv({ processEnv: {}, quiet: true }).parsed, ...process.env };
-  const parsed = envSchema.safeParse({ ...source, ...overrides });
+  // An empty variable (`PORT=`) means unset, not zero or "": it gets the default.
+  const given = Object.entries({ ...source, ...overrides }).filter(([, value]) => value !== '');
+  const parsed = envSchema.safeParse(Object.fromEntries(given));
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`),
@@ -129,6 +184,11 @@ export function loadConfig(env?: RawEnv, overrides: Partial<RawEnv> = {}): AppCo
       sessionCacheTtlMs: e.SESSION_CACHE_TTL_MS,
     },
     logLevel: e.LOG_LEVEL,
+    capture: {
+      spoolDir: e.CAPTURE_SPOOL_DIR,
+      retryPollIntervalMs: e.CAPTURE_RETRY_POLL_INTERVAL_MS,
+      retryMaxBackoffMs: e.CAPTURE_RETRY_MAX_BACKOFF_MS,
+    },
     bridge: {
       workerEnabled: e.BRIDGE_WORKER_ENABLED,
       pollIntervalMs: e.BRIDGE_POLL_INTERVAL_MS,
@@ -137,6 +197,23 @@ export function loadConfig(env?: RawEnv, overrides: Partial<RawEnv> = {}): AppCo
       maxAttempts: e.BRIDGE_MAX_ATTEMPTS,
       claimTtlMs: e.BRIDGE_CLAIM_TTL_MS,
       requestTimeoutMs: e.BRIDGE_REQUEST_TIMEOUT_MS,
+      concurrency: e.BRIDGE_CONCURRENCY,
+      baseBackoffMs: e.BRIDGE_BASE_BACKOFF_MS,
+      breakerThreshold: e.BRIDGE_BREAKER_THRESHOLD,
+      breakerHalfOpenMs: e.BRIDGE_BREAKER_HALF_OPEN_MS,
+      shutdownGraceMs: e.BRIDGE_SHUTDOWN_GRACE_MS,
+      statsIntervalMs: e.BRIDGE_STATS_INTERVAL_MS,
+    },
+    shadow: {
+      sampleRate: e.SHADOW_SAMPLE_RATE,
+      timeoutMs: e.SHADOW_TIMEOUT_MS,
+      maxInFlight: e.SHADOW_MAX_IN_FLIGHT,
+    },
+    liveCounts: {
+      pollIntervalMs: e.LIVE_COUNTS_POLL_INTERVAL_MS,
+      heartbeatMs: e.LIVE_COUNTS_HEARTBEAT_MS,
+      maxPerUser: e.LIVE_COUNTS_MAX_PER_USER,
+      maxPerLab: e.LIVE_COUNTS_MAX_PER_LAB,
     },
   });
 }

@@ -163,6 +163,10 @@ export function toAppError(error: unknown): AppError {
     return new ServiceUnavailableError('The database is unavailable; try again shortly', error);
   }
   const statusCode = (error as { statusCode?: unknown })?.statusCode;
+  // A library's gateway failure keeps its status, but not its message: it may name an internal address.
+  if (statusCode === 502) return new BadGatewayError(undefined, error);
+  if (statusCode === 503) return new ServiceUnavailableError(undefined, error);
+  if (statusCode === 504) return new GatewayTimeoutError(undefined, error);
   if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
     const code = CODE_BY_STATUS.get(statusCode) ?? 'BAD_REQUEST';
     const raw = (error as { message?: unknown }).message;

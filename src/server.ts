@@ -1,9 +1,39 @@
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import pino from 'pino';
 import { buildApp, loggerOptions } from './app.js';
 import { type BackgroundTask, startBackgroundTasks } from './background.js';
 import { ConfigError, loadConfig } from './config.js';
 import { Database } from './db/database.js';
 import { ensureDatabaseExists, initOrm, migrateUp } from './db/orm.js';
+
+/**
+ * The server's connections with the requests each has in flight. close() waits for every open
+ * connection, and Node's closeIdleConnections() neither ends a keep-alive connection whose request
+ * finishes after it was called nor one that never sent a request: left alone, either holds the drain
+ * until the hard stop.
+ */
+function trackConnections(server: Server): { closeQuiet(): void } {
+  const inFlight = new Map<Socket, number>();
+  server.on('connection', (socket: Socket) => {
+    inFlight.set(socket, 0);
+    socket.once('close', () => inFlight.delete(socket));
+  });
+  server.on('request', (request, response) => {
+    const socket = request.socket;
+    if (!inFlight.has(socket)) return;
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+    response.once('close', () => {
+      const count = inFlight.get(socket);
+      if (count !== undefined) inFlight.set(socket, count - 1);
+    });
+  });
+  return {
+    closeQuiet() {
+      for (const [socket, count] of inFlight) if (count <= 0) socket.destroy();
+    },
+  };
+}
 
 /** Serves the Missing Details service: listens at once, then connects, migrates and becomes ready. */
 async function main(): Promise<void> {
@@ -24,6 +54,7 @@ async function main(): Promise<void> {
   }
   const db = new Database();
   const app = await buildApp({ config, db, loggerInstance: logger });
+  const connections = trackConnections(app.server);
   await app.listen({ host: config.host, port: config.port });
 
   let tasks: BackgroundTask[] = [];
@@ -58,7 +89,10 @@ async function main(): Promise<void> {
       process.exit(1);
     }, 20_000);
     hardStop.unref();
+    // In-flight requests finish; each connection is closed as soon as it has none.
+    const sweep = setInterval(() => connections.closeQuiet(), 100);
     await app.close();
+    clearInterval(sweep);
     await Promise.allSettled(tasks.map((task) => task.stop()));
     await connected.catch(() => undefined);
     await db.close();

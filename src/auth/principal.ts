@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createLocalJWKSet, createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, errors, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { BadGatewayError, GatewayTimeoutError } from '../errors.js';
 
@@ -15,7 +15,8 @@ export interface Principal {
   readonly via: 'jwt' | 'session';
 }
 
-const positiveInt = z.number().int().positive();
+/** Ids are `int` columns: a larger claim could never match a row and would fail on insert. */
+const positiveInt = z.number().int().positive().max(2_147_483_647);
 
 const jwtClaims = z.object({
   lab_id: positiveInt,
@@ -62,15 +63,21 @@ export class PrincipalResolver {
 
   constructor(private readonly options: PrincipalResolverOptions) {
     this.#secret = options.jwtSecret ? new TextEncoder().encode(options.jwtSecret) : undefined;
-    if (options.jwks) this.#jwks = createLocalJWKSet(options.jwks);
-    else if (options.jwksUrl) this.#jwks = createRemoteJWKSet(new URL(options.jwksUrl));
+    if (options.jwks) {
+      this.#jwks = createLocalJWKSet(options.jwks);
+    } else if (options.jwksUrl) {
+      this.#jwks = keySourceFailuresAsGatewayErrors(createRemoteJWKSet(new URL(options.jwksUrl)));
+    }
   }
 
+  /**
+   * A bearer token decides on its own: a bad one is no principal, even beside a valid cookie. Any
+   * other Authorization scheme (a Basic header added by a proxy) is not ours, so the cookie decides.
+   */
   async resolve(credentials: RequestCredentials): Promise<Principal | null> {
-    const authorization = credentials.authorization?.trim();
-    if (authorization) {
-      const match = /^Bearer\s+(\S+)$/i.exec(authorization);
-      return match?.[1] ? this.fromJwt(match[1]) : null;
+    const [scheme, ...rest] = credentials.authorization?.trim().split(/\s+/) ?? [];
+    if (scheme?.toLowerCase() === 'bearer') {
+      return rest.length === 1 && rest[0] ? this.fromJwt(rest[0]) : null;
     }
     if (credentials.cookie) return this.fromSessionCookie(credentials.cookie);
     return null;
@@ -103,7 +110,9 @@ export class PrincipalResolver {
         orgId: claims.data.org_id ?? null,
         via: 'jwt',
       };
-    } catch {
+    } catch (error) {
+      // The key set could not be fetched: that says nothing about the token, so it is no 401.
+      if (error instanceof BadGatewayError || error instanceof GatewayTimeoutError) throw error;
       return null;
     }
   }
@@ -170,6 +179,30 @@ export class PrincipalResolver {
       via: 'session',
     };
   }
+}
+
+/**
+ * The remote key set, with a failure to fetch it (unreachable, slow, not a key set) turned into a
+ * 502/504 instead of looking like a badly signed token. Unknown keys and bad signatures stay as they are.
+ */
+function keySourceFailuresAsGatewayErrors(getKey: JWTVerifyGetKey): JWTVerifyGetKey {
+  return async (header, token) => {
+    try {
+      return await getKey(header, token);
+    } catch (error) {
+      if (error instanceof errors.JWKSTimeout) {
+        throw new GatewayTimeoutError('The signing keys (AUTH_JWKS_URL) did not answer in time', error);
+      }
+      const keySetFailure =
+        !(error instanceof errors.JOSEError) ||
+        error.code === 'ERR_JOSE_GENERIC' ||
+        error instanceof errors.JWKSInvalid;
+      if (keySetFailure) {
+        throw new BadGatewayError('The signing keys (AUTH_JWKS_URL) could not be fetched', error);
+      }
+      throw error;
+    }
+  };
 }
 
 function decodeHeader(token: string): { alg?: string } | null {
