@@ -49,6 +49,35 @@ const saveBody = z
 // Loose: a validated headers object replaces request.headers, and the others must survive.
 const saveHeaders = z.looseObject({ 'idempotency-key': idempotencyKeySchema.optional() });
 
+const timestamp = z.string().describe('ISO 8601 UTC');
+
+const configAnswer = z.object({
+  id: z.number().int(),
+  field_id: z.number().int(),
+  field_name: z.string(),
+  field_value: z.string(),
+  field_module: z.string(),
+  field_category: z.string(),
+  entity_object_id: z.number().int().nullable(),
+  is_disabled: z.boolean(),
+  created_at: timestamp,
+  updated_at: timestamp,
+});
+
+const listAnswer = z.object({ configs: z.array(configAnswer) });
+
+const saveAnswer = z.object({
+  configs: z.array(configAnswer).describe("The lab's active configs after the save"),
+  entity_creations: z.array(
+    z.object({
+      config_id: z.number().int(),
+      entity_type: z.string(),
+      status: z.enum(['created', 'queued']),
+      object_id: z.number().int().nullable(),
+    }),
+  ),
+});
+
 function toSnakeConfig(config: ConfigView) {
   return {
     id: config.id,
@@ -81,18 +110,42 @@ export const configsRoutes =
       await requirePrincipal(deps, request);
     };
 
-    app.get(CONFIG_PATH, { onRequest: authenticate, schema: { querystring: listQuery } }, async (request) => {
-      const principal = await requirePrincipal(deps, request);
-      const { configs } = await listConfigs(deps.db.em(), principal, {
-        module: request.query.module,
-        includeDisabled: request.query.include_disabled,
-      });
-      return { configs: configs.map(toSnakeConfig) };
-    });
+    app.get(
+      CONFIG_PATH,
+      {
+        onRequest: authenticate,
+        schema: {
+          tags: ['configs'],
+          summary: "List the caller's lab configs",
+          querystring: listQuery,
+          response: { 200: listAnswer },
+        },
+      },
+      async (request) => {
+        const principal = await requirePrincipal(deps, request);
+        const { configs } = await listConfigs(deps.db.em(), principal, {
+          module: request.query.module,
+          includeDisabled: request.query.include_disabled,
+        });
+        return { configs: configs.map(toSnakeConfig) };
+      },
+    );
 
     app.post(
       CONFIG_PATH,
-      { onRequest: authenticate, schema: { body: saveBody, headers: saveHeaders } },
+      {
+        onRequest: authenticate,
+        schema: {
+          tags: ['configs'],
+          summary: "Create, update or disable the caller's lab configs",
+          description:
+            'One transaction: all items apply, or none. Entity templates start an entity creation. ' +
+            'A retried save with the same Idempotency-Key returns the first answer.',
+          body: saveBody,
+          headers: saveHeaders,
+          response: { 200: saveAnswer },
+        },
+      },
       async (request) => {
         const principal = await requirePrincipal(deps, request);
         const idempotencyKey = request.headers['idempotency-key'];

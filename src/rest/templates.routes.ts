@@ -12,12 +12,36 @@ const templatesQuery = z
   })
   .strict();
 
+const templatesAnswer = z.object({
+  templates: z.array(
+    z.object({
+      id: z.number().int(),
+      name: z.string(),
+      display_name: z.string(),
+      module: z.string().describe('patient or bill'),
+      category: z.string().describe('text, entity, …'),
+      entity_type: z.string().nullable(),
+      input_type: z.string(),
+      sort_order: z.number().int(),
+      is_active: z.boolean(),
+    }),
+  ),
+});
+
 export const templatesRoutes =
   (deps: AppDeps): FastifyPluginAsyncZod =>
   async (app) => {
     app.get(
       '/api-v3/registration/patients/missing-details-templates',
-      { schema: { querystring: templatesQuery } },
+      {
+        schema: {
+          tags: ['templates'],
+          summary: 'List the missing-detail templates',
+          description: 'Ordered by sort_order, then id.',
+          querystring: templatesQuery,
+          response: { 200: templatesAnswer },
+        },
+      },
       async (request) => {
         await requirePrincipal(deps, request);
         const { templates } = await listTemplates(deps.db.em(), {
