@@ -345,6 +345,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
+    /**
+     * Summarize the caller's missing-details queue
+     * @description Open rows by field and module with their age; over a window of resolved_at (default: the last 30 days, at most 366), time to resolve, by hand vs automatically, and the reasons given.
+     */
     get: {
       parameters: {
         query?: {
@@ -362,7 +366,70 @@ export interface paths {
           headers: {
             [name: string]: unknown;
           };
-          content?: never;
+          content: {
+            'application/json': {
+              /** @description ISO 8601 UTC; ages are measured from it */
+              generated_at: string;
+              open: {
+                total: number;
+                aging: {
+                  under_one_day: number;
+                  one_to_seven_days: number;
+                  /** @description Open for more than seven days */
+                  over_seven_days: number;
+                };
+                by_module: {
+                  module: string;
+                  total: number;
+                  aging: {
+                    under_one_day: number;
+                    one_to_seven_days: number;
+                    /** @description Open for more than seven days */
+                    over_seven_days: number;
+                  };
+                }[];
+                by_field: {
+                  field_id: number;
+                  field_name: string;
+                  display_name: string;
+                  module: string;
+                  total: number;
+                  aging: {
+                    under_one_day: number;
+                    one_to_seven_days: number;
+                    /** @description Open for more than seven days */
+                    over_seven_days: number;
+                  };
+                }[];
+              };
+              resolved: {
+                /** @description The window on resolved_at, ISO 8601 UTC, inclusive */
+                from: string;
+                to: string;
+                total: number;
+                /** @description Resolved through the PATCH of lab-fields (or tRPC labFields.resolve) */
+                by_hand: number;
+                /** @description Resolved by the runtime engine when a real value arrived */
+                automatic: number;
+                /** @description Resolved before the service recorded manual resolutions (tracked_since) */
+                untracked: number;
+                /** @description 0 to 1 of the resolutions that can be told apart; null when none */
+                by_hand_share: number | null;
+                /** @description 0 to 1 of the resolutions that can be told apart; null when none */
+                automatic_share: number | null;
+                time_to_resolve_seconds: {
+                  median: number | null;
+                  p90: number | null;
+                };
+                by_reason: {
+                  /** @description FHIR data-absent-reason code; null: none given */
+                  reason_code: string | null;
+                  count: number;
+                }[];
+                tracked_since: string | null;
+              };
+            };
+          };
         };
         /** @description An error of the service: 400 invalid input (issues name each problem), 401 no principal, 409 conflict, 413 body over 1 MiB, 503 database unavailable… */
         default: {
@@ -390,6 +457,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
+    /**
+     * Export the filtered listing as CSV
+     * @description The listing's filters and scope, newest first, streamed as text/csv: the listing's columns, then reason_code and reason_note.
+     */
     get: {
       parameters: {
         query?: {

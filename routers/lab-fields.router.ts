@@ -1,10 +1,31 @@
+import { TRPCError, tracked } from '@trpc/server';
+import { ERROR_TABLE, toAppError } from '../src/errors.js';
 import {
   listLabFields,
   listLabFieldsInput,
   resolveLabFields,
   resolveLabFieldsInput,
 } from '../src/services/lab-fields.service.js';
+import { labFieldsSummaryInput, summarizeLabFields } from '../src/services/lab-fields-summary.service.js';
+import { type LiveCountEvent, liveCountsInput, liveCountsOf } from '../src/services/live-counts.service.js';
 import { authedProcedure, router } from './trpc.js';
+
+/**
+ * Each count as a tracked SSE event (its id lets a reconnecting client resume). A failure while
+ * streaming gets its code from the one error table: the procedure middleware only sees the start.
+ */
+async function* trackedCounts(events: AsyncIterable<LiveCountEvent>) {
+  try {
+    for await (const event of events) yield tracked(event.id, { openCount: event.openCount });
+  } catch (error) {
+    const appError = toAppError(error);
+    throw new TRPCError({
+      code: ERROR_TABLE[appError.code].trpc,
+      message: appError.message,
+      cause: appError,
+    });
+  }
+}
 
 export const labFieldsRouter = router({
   list: authedProcedure
@@ -13,4 +34,13 @@ export const labFieldsRouter = router({
   resolve: authedProcedure
     .input(resolveLabFieldsInput)
     .mutation(({ ctx, input }) => resolveLabFields(ctx.deps.db.em(), ctx.principal, input)),
+  summary: authedProcedure
+    .input(labFieldsSummaryInput)
+    .query(({ ctx, input }) => summarizeLabFields(ctx.deps.db.em(), ctx.principal, input)),
+  /** The caller's open count over SSE, pushed when it changes on any instance. */
+  onChange: authedProcedure
+    .input(liveCountsInput)
+    .subscription(({ ctx, input, signal }) =>
+      trackedCounts(liveCountsOf(ctx.deps).open(ctx.principal, input?.lastEventId, signal)),
+    ),
 });

@@ -12,7 +12,13 @@ import {
   listLabFields,
   resolveIds,
   resolveLabFields,
+  type TimeBound,
 } from '../services/lab-fields.service.js';
+import {
+  checkReasonOnlyWhenResolving,
+  reasonCodeSchema,
+  reasonNoteSchema,
+} from '../services/resolution-reasons.service.js';
 import { queryBoolean } from './query.js';
 
 const PATH = '/api-v3/account/missing-details/lab-fields';
@@ -52,24 +58,93 @@ const queryLimit = z.string().transform((raw, ctx) => {
   return z.NEVER;
 });
 
+/** The listing's filters, shared with the CSV export (which has no paging). */
+export const listFilterQueryShape = {
+  is_resolved: queryBoolean.default(false),
+  user_details_id: queryId.optional(),
+  bill_id: queryId.optional(),
+  field_id: queryFieldIds.optional(),
+  field_module: labFieldsFilterParts.fieldModule.optional(),
+  created_from: labFieldsFilterParts.timeBound.optional(),
+  created_to: labFieldsFilterParts.timeBound.optional(),
+};
+
+export const checkCreatedQueryRange = (
+  q: { created_from?: TimeBound | undefined; created_to?: TimeBound | undefined },
+  ctx: z.RefinementCtx,
+) => checkCreatedRange(q.created_from, q.created_to, ctx, { from: 'created_from', to: 'created_to' });
+
+type FilterQuery = z.output<z.ZodObject<typeof listFilterQueryShape>>;
+
+/** The service's filters from the snake_case query. */
+export function filtersOfQuery(q: FilterQuery) {
+  return {
+    isResolved: q.is_resolved,
+    userDetailsId: q.user_details_id,
+    billId: q.bill_id,
+    fieldIds: q.field_id,
+    fieldModule: q.field_module,
+    createdFrom: q.created_from,
+    createdTo: q.created_to,
+  };
+}
+
 const listQuery = z
   .object({
-    is_resolved: queryBoolean.default(false),
-    user_details_id: queryId.optional(),
-    bill_id: queryId.optional(),
-    field_id: queryFieldIds.optional(),
-    field_module: labFieldsFilterParts.fieldModule.optional(),
-    created_from: labFieldsFilterParts.timeBound.optional(),
-    created_to: labFieldsFilterParts.timeBound.optional(),
+    ...listFilterQueryShape,
     limit: queryLimit.optional(),
     cursor: labFieldsFilterParts.cursor.optional(),
   })
   .strict()
-  .superRefine((q, ctx) =>
-    checkCreatedRange(q.created_from, q.created_to, ctx, { from: 'created_from', to: 'created_to' }),
+  .superRefine(checkCreatedQueryRange);
+
+const resolveBody = z
+  .object({
+    ids: resolveIds,
+    is_resolved: z.boolean(),
+    reason_code: reasonCodeSchema.nullish(),
+    reason_note: reasonNoteSchema.nullish(),
+  })
+  .strict()
+  .superRefine((body, ctx) =>
+    checkReasonOnlyWhenResolving(
+      { isResolved: body.is_resolved, reasonCode: body.reason_code, reasonNote: body.reason_note },
+      ctx,
+      { code: 'reason_code', note: 'reason_note', isResolved: 'is_resolved' },
+    ),
   );
 
-const resolveBody = z.object({ ids: resolveIds, is_resolved: z.boolean() }).strict();
+const listAnswer = z.object({
+  results: z.array(
+    // Loose: a key added to the rows passes through even before it is described here.
+    z.looseObject({
+      id: z.number().int(),
+      user_details_id: z.number().int(),
+      bill_id: z.number().int().nullable(),
+      org_id: z.number().int().nullable(),
+      field_id: z.number().int(),
+      field_name: z.string(),
+      field_value: z.string(),
+      field_module: z.string(),
+      is_resolved: z.boolean(),
+      created_at: z.string().describe('ISO 8601 UTC'),
+      resolved_at: z.string().nullable().describe('ISO 8601 UTC'),
+      resolved_by_doctor_id: z.number().int().nullable(),
+      resolved_by_lab_user_id: z.number().int().nullable(),
+      reason_code: z
+        .string()
+        .nullable()
+        .optional()
+        .describe('Resolved rows only: why it was resolved by hand'),
+      reason_note: z.string().nullable().optional().describe('Resolved rows only'),
+    }),
+  ),
+  next_cursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page'),
+});
+
+const resolveAnswer = z.object({
+  updated_count: z.number().int().describe("The ids found in the caller's scope"),
+});
 
 function toSnake(row: LabFieldView) {
   return {
@@ -86,34 +161,47 @@ function toSnake(row: LabFieldView) {
     resolved_at: row.resolvedAt,
     resolved_by_doctor_id: row.resolvedByDoctorId,
     resolved_by_lab_user_id: row.resolvedByLabUserId,
+    // Resolved listings only: the reason of a manual resolution (see LabFieldView).
+    ...(row.reasonCode !== undefined
+      ? { reason_code: row.reasonCode, reason_note: row.reasonNote ?? null }
+      : {}),
   };
 }
 
 export const labFieldsRoutes =
   (deps: AppDeps): FastifyPluginAsyncZod =>
   async (app) => {
-    app.get(PATH, { schema: { querystring: listQuery } }, async (request) => {
+    const listSchema = {
+      tags: ['lab-fields'],
+      summary: "List the missing details recorded in the caller's scope",
+      description: 'Newest first; page with `cursor`.',
+      querystring: listQuery,
+      response: { 200: listAnswer },
+    };
+    app.get(PATH, { schema: listSchema }, async (request) => {
       const principal = await requirePrincipal(deps, request);
       const q = request.query;
       const page = await listLabFields(deps.db.em(), principal, {
-        isResolved: q.is_resolved,
-        userDetailsId: q.user_details_id,
-        billId: q.bill_id,
-        fieldIds: q.field_id,
-        fieldModule: q.field_module,
-        createdFrom: q.created_from,
-        createdTo: q.created_to,
+        ...filtersOfQuery(q),
         limit: q.limit ?? LAB_FIELDS_DEFAULT_LIMIT,
         cursor: q.cursor,
       });
       return { results: page.results.map(toSnake), next_cursor: page.nextCursor };
     });
 
-    app.patch(PATH, { schema: { body: resolveBody } }, async (request) => {
+    const resolveSchema = {
+      tags: ['lab-fields'],
+      summary: 'Resolve or unresolve missing details by id',
+      body: resolveBody,
+      response: { 200: resolveAnswer },
+    };
+    app.patch(PATH, { schema: resolveSchema }, async (request) => {
       const principal = await requirePrincipal(deps, request);
       const { updatedCount } = await resolveLabFields(deps.db.em(), principal, {
         ids: request.body.ids,
         isResolved: request.body.is_resolved,
+        reasonCode: request.body.reason_code,
+        reasonNote: request.body.reason_note,
       });
       return { updated_count: updatedCount };
     });

@@ -7,6 +7,15 @@ import { LabMissingDetails } from '../entities/index.js';
 import { ConflictError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
 import { writeActivity } from './activity-log.service.js';
+import {
+  checkReasonOnlyWhenResolving,
+  forgetManualResolutions,
+  type ReasonCode,
+  reasonCodeSchema,
+  reasonNoteSchema,
+  reasonsOf,
+  recordManualResolutions,
+} from './resolution-reasons.service.js';
 import { type FieldModule, MODULES } from './templates.service.js';
 
 export const LAB_FIELDS_DEFAULT_LIMIT = 50;
@@ -231,7 +240,21 @@ export const resolveIds = z
     });
   });
 
-export const resolveLabFieldsInput = z.object({ ids: resolveIds, isResolved: z.boolean() }).strict();
+export const resolveLabFieldsInput = z
+  .object({
+    ids: resolveIds,
+    isResolved: z.boolean(),
+    reasonCode: reasonCodeSchema.nullish(),
+    reasonNote: reasonNoteSchema.nullish(),
+  })
+  .strict()
+  .superRefine((input, ctx) =>
+    checkReasonOnlyWhenResolving(input, ctx, {
+      code: 'reasonCode',
+      note: 'reasonNote',
+      isResolved: 'isResolved',
+    }),
+  );
 export type ResolveLabFieldsInput = z.infer<typeof resolveLabFieldsInput>;
 
 // ---------------------------------------------------------------------------------------------------
@@ -253,6 +276,12 @@ export interface LabFieldView {
   resolvedAt: string | null;
   resolvedByDoctorId: number | null;
   resolvedByLabUserId: number | null;
+  /**
+   * On resolved listings only (every item, null when none): the data-absent reason and note of a manual
+   * resolution. Open listings keep the legacy item exactly.
+   */
+  reasonCode?: ReasonCode | null;
+  reasonNote?: string | null;
 }
 
 export interface LabFieldsPage {
@@ -352,7 +381,19 @@ export async function listLabFields(
     rows.length > filters.limit && last
       ? encodeCursor({ createdAt: last.created_at_text, id: Number(last.id) })
       : null;
-  return { results: page.map(toView), nextCursor };
+  if (!filters.isResolved) return { results: page.map(toView), nextCursor };
+  const reasons = await reasonsOf(
+    em,
+    principal.labId,
+    page.flatMap((row) =>
+      row.resolved_at_text === null ? [] : [{ id: Number(row.id), resolvedAt: row.resolved_at_text }],
+    ),
+  );
+  const results = page.map((row) => {
+    const reason = reasons.get(Number(row.id));
+    return { ...toView(row), reasonCode: reason?.reasonCode ?? null, reasonNote: reason?.reasonNote ?? null };
+  });
+  return { results, nextCursor };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -450,6 +491,14 @@ FOR UPDATE`,
           updatedAt: now,
         },
   );
+  // The service's own record of who resolved by hand (and why); without one a resolved row was resolved
+  // by the engine. Only rows whose update went through, in the same transaction.
+  if (input.isResolved) {
+    const reason = { reasonCode: input.reasonCode ?? undefined, reasonNote: input.reasonNote ?? undefined };
+    await recordManualResolutions(tx, principal, updatedIds, reason, now);
+  } else {
+    await forgetManualResolutions(tx, principal.labId, updatedIds);
+  }
   return { updatedIds, updatedCount, skippedIds };
 }
 
@@ -485,6 +534,7 @@ export async function resolveLabFields(
             objectId: result.updatedIds.length === 1 ? result.updatedIds[0] : null,
             message:
               `Marked ${result.updatedCount} missing-detail row(s) ${input.isResolved ? 'resolved' : 'unresolved'}` +
+              (input.reasonCode ? ` (${input.reasonCode})` : '') +
               (result.skippedIds.length
                 ? `; ${result.skippedIds.length} left resolved because the field is open again`
                 : ''),
@@ -493,6 +543,8 @@ export async function resolveLabFields(
               updated_count: result.updatedCount,
               updated_ids: result.updatedIds,
               requested_count: input.ids.length,
+              ...(input.reasonCode ? { reason_code: input.reasonCode } : {}),
+              ...(input.reasonNote ? { reason_note: input.reasonNote } : {}),
               ...(result.skippedIds.length ? { skipped_open_field_ids: result.skippedIds } : {}),
             },
           },
