@@ -26,8 +26,11 @@ export const shadowComparisons = new Counter({
   registers: [metricsRegistry],
 });
 
-/** Keys whose values legitimately differ between the two systems (opaque, system-specific tokens). */
-const IGNORED_KEYS = new Set(['next_cursor']);
+/**
+ * Keys whose values legitimately differ between the two systems: opaque, system-specific tokens,
+ * and what only the new service records (resolution reasons, which legacy has no notion of).
+ */
+const IGNORED_KEYS = new Set(['next_cursor', 'reason_code', 'reason_note']);
 /** At most this many differing key paths are logged per comparison. */
 const MAX_LOGGED_KEYS = 50;
 /** Legacy answers larger than this are not compared. */
