@@ -1,0 +1,36 @@
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { BENCH_FIELD_MAPPINGS, fieldMapAppendix } from './bench-fields.js';
+import { ROOT } from './processes.js';
+
+/**
+ * The service as production runs it: plain JavaScript on `node`, without tsx, whose loader thread
+ * alone holds some 50 MB (which the memory scenario would otherwise count). esbuild transpiles each
+ * file as tsx does, without bundling, into bench/data/service-build/ (ignored by git), and the
+ * benchmark's synthetic templates are appended to the field map of that copy. Returns the entry point.
+ */
+export async function buildService(): Promise<string> {
+  const outdir = join(ROOT, 'bench', 'data', 'service-build');
+  await rm(outdir, { recursive: true, force: true });
+  const entryPoints: string[] = [];
+  for (const dir of ['src', 'routers', 'legacy-bridge', 'migrations']) {
+    const files = await readdir(join(ROOT, dir), { recursive: true });
+    for (const file of files) {
+      if (file.endsWith('.ts') && !file.endsWith('.d.ts')) entryPoints.push(join(ROOT, dir, file));
+    }
+  }
+  await build({
+    entryPoints,
+    outdir,
+    outbase: ROOT,
+    bundle: false,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'error',
+  });
+  const fieldMap = join(outdir, 'src', 'engine', 'field-map.js');
+  await writeFile(fieldMap, `${await readFile(fieldMap, 'utf8')}${fieldMapAppendix(BENCH_FIELD_MAPPINGS)}`);
+  return join(outdir, 'src', 'server.js');
+}
