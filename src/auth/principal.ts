@@ -49,6 +49,9 @@ export interface RequestCredentials {
   cookie?: string | undefined;
 }
 
+const VERIFIED_TOKEN_TTL_MS = 60_000;
+const VERIFIED_TOKEN_CACHE_MAX = 10_000;
+
 type CachedSession = { principal: Principal | null; expiresAt: number };
 
 /**
@@ -60,6 +63,8 @@ export class PrincipalResolver {
   readonly #jwks: JWTVerifyGetKey | undefined;
   readonly #sessionCache = new Map<string, CachedSession>();
   readonly #inflight = new Map<string, Promise<Principal | null>>();
+  /** Tokens already verified, until their `exp` (at most a minute): a signature check per request is the list's biggest cost. */
+  readonly #verifiedTokens = new Map<string, { principal: Principal; expiresAt: number }>();
 
   constructor(private readonly options: PrincipalResolverOptions) {
     this.#secret = options.jwtSecret ? new TextEncoder().encode(options.jwtSecret) : undefined;
@@ -84,6 +89,11 @@ export class PrincipalResolver {
   }
 
   async fromJwt(token: string): Promise<Principal | null> {
+    const verified = this.#verifiedTokens.get(token);
+    if (verified) {
+      if (verified.expiresAt > Date.now()) return verified.principal;
+      this.#verifiedTokens.delete(token);
+    }
     const header = decodeHeader(token);
     if (!header) return null;
     try {
@@ -103,18 +113,31 @@ export class PrincipalResolver {
       }
       const claims = jwtClaims.safeParse(payload);
       if (!claims.success) return null;
-      return {
+      const principal: Principal = {
         labId: claims.data.lab_id,
         userId: claims.data.user_id,
         role: claims.data.role,
         orgId: claims.data.org_id ?? null,
         via: 'jwt',
       };
+      this.#rememberToken(token, principal, claims.data.exp * 1000);
+      return principal;
     } catch (error) {
       // The key set could not be fetched: that says nothing about the token, so it is no 401.
       if (error instanceof BadGatewayError || error instanceof GatewayTimeoutError) throw error;
       return null;
     }
+  }
+
+  #rememberToken(token: string, principal: Principal, expMs: number): void {
+    if (this.#verifiedTokens.size >= VERIFIED_TOKEN_CACHE_MAX) {
+      const oldest = this.#verifiedTokens.keys().next().value;
+      if (oldest !== undefined) this.#verifiedTokens.delete(oldest);
+    }
+    this.#verifiedTokens.set(token, {
+      principal,
+      expiresAt: Math.min(expMs, Date.now() + VERIFIED_TOKEN_TTL_MS),
+    });
   }
 
   async fromSessionCookie(cookie: string): Promise<Principal | null> {
