@@ -22,7 +22,19 @@ import {
   toAppError,
   ValidationError,
 } from './errors.js';
+import { MAX_TRPC_BATCH_SIZE, requestLimits } from './limits/limits.plugin.js';
+import { requestLogSerializer } from './limits/log-serializers.js';
+import { metricsRegistry } from './metrics.js';
+import { observeDatabasePool, observeHttpRequests } from './observability/http-metrics.js';
+import { legacyProxy } from './proxy/legacy-proxy.js';
+import { apiDocs } from './rest/api-docs.routes.js';
+import { configsRoutes } from './rest/configs.routes.js';
+import { labFieldsRoutes } from './rest/lab-fields.routes.js';
+import { labFieldsInsightsRoutes } from './rest/lab-fields-insights.routes.js';
+import { methodNotAllowedRoutes } from './rest/method-not-allowed.routes.js';
 import { templatesRoutes } from './rest/templates.routes.js';
+import { attachCaptureSpool } from './services/capture.service.js';
+import { shadowMode } from './shadow/shadow.plugin.js';
 
 /** Bodies on the shim and /trpc are at most 1 MiB. */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -39,6 +51,7 @@ export interface BuildAppOptions {
 export function loggerOptions(config: AppConfig): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
+    serializers: { req: requestLogSerializer },
     redact: {
       paths: [
         'req.headers.authorization',
@@ -97,6 +110,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  // The service's routes take JSON only (text/plain is a 415 there); proxied bodies keep their bytes.
+  app.removeContentTypeParser('text/plain');
 
   const principals =
     options.principals ??
@@ -109,10 +124,13 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
   const deps: AppDeps = { config, db, principals, logger: app.log };
   app.decorate('deps', deps);
+  attachCaptureSpool(db, config.capture.spoolDir);
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  observeHttpRequests(app);
+  observeDatabasePool(app, db);
 
   app.setErrorHandler((error, request, reply) => {
     const appError: AppError = validationError(error) ?? toAppError(error);
@@ -121,6 +139,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     else request.log.info({ code: appError.code, message: appError.message }, 'request rejected');
     if (appError.headers) reply.headers(appError.headers);
     return reply.code(status).type('application/json; charset=utf-8').send(errorBody(appError));
+  });
+
+  // Before every route: the rate limit attaches to routes as they are added.
+  await app.register(requestLimits(deps));
+
+  app.get('/health/live', async () => ({ status: 'ok' }));
+
+  app.get('/metrics', async (_request, reply) => {
+    return reply.type(metricsRegistry.contentType).send(await metricsRegistry.metrics());
   });
 
   app.get('/health', async (_request, reply) => {
@@ -132,6 +159,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     prefix: '/trpc',
     trpcOptions: {
       router: appRouter,
+      maxBatchSize: MAX_TRPC_BATCH_SIZE,
       createContext: ({ req }: { req: import('fastify').FastifyRequest }) =>
         createContextInner({ deps, log: req.log, principal: () => principalOf(deps, req) }),
       onError: ({ error, path }: { error: { code: string; cause?: unknown }; path?: string }) => {
@@ -141,7 +169,17 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     },
   });
 
+  // Before the shim's routes: both act on the routes registered after them.
+  await app.register(apiDocs);
+  await app.register(shadowMode(deps));
   await app.register(templatesRoutes(deps));
+  await app.register(configsRoutes(deps));
+  await app.register(labFieldsRoutes(deps));
+  await app.register(labFieldsInsightsRoutes(deps));
+  await app.register(methodNotAllowedRoutes);
+
+  // Keep last: whatever the routes above do not claim goes to legacy PY-3.
+  await app.register(legacyProxy(deps));
 
   return app;
 }

@@ -1,6 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { startBridgeWorker } from '../legacy-bridge/worker.js';
 import type { AppConfig } from './config.js';
 import type { Database } from './db/database.js';
+import { startCaptureRetrier } from './services/capture-retry.service.js';
 
 /** A loop that runs beside the HTTP server (the bridge worker, the capture retrier…). */
 export interface BackgroundTask {
@@ -18,5 +20,7 @@ export interface BackgroundContext {
 /** Starts every background task once the database is migrated and ready. */
 export async function startBackgroundTasks(_context: BackgroundContext): Promise<BackgroundTask[]> {
   const tasks: BackgroundTask[] = [];
+  if (_context.config.bridge.workerEnabled) tasks.push(startBridgeWorker(_context));
+  tasks.push(startCaptureRetrier(_context));
   return tasks;
 }

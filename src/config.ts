@@ -75,6 +75,16 @@ const envSchema = z
     LIVE_COUNTS_HEARTBEAT_MS: z.coerce.number().int().min(100).max(600_000).default(25_000),
     LIVE_COUNTS_MAX_PER_USER: z.coerce.number().int().min(1).max(100).default(5),
     LIVE_COUNTS_MAX_PER_LAB: z.coerce.number().int().min(1).max(10_000).default(200),
+    // Limits (src/limits): requests per principal (lab + user, else client IP) and window on the service's
+    // own routes, /trpc and the captured/flagged legacy paths (beyond: 429 with Retry-After); load
+    // shedding with 503 + Retry-After (seconds) when the event loop lags more than the delay (0: off) or
+    // the V8 heap holds more than the bytes (0: 90% of the heap limit), sampled at the interval.
+    RATE_LIMIT_MAX: z.coerce.number().int().min(1).max(10_000_000).default(600),
+    RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+    UNDER_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).max(600_000).default(1_000),
+    UNDER_PRESSURE_MAX_HEAP_USED_BYTES: z.coerce.number().int().min(0).default(0),
+    UNDER_PRESSURE_SAMPLE_INTERVAL_MS: z.coerce.number().int().min(5).max(60_000).default(1_000),
+    UNDER_PRESSURE_RETRY_AFTER_S: z.coerce.number().int().min(1).max(3_600).default(10),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && !env.AUTH_JWT_SECRET && !env.AUTH_JWKS_URL) {
@@ -136,6 +146,14 @@ export interface AppConfig {
     readonly heartbeatMs: number;
     readonly maxPerUser: number;
     readonly maxPerLab: number;
+  };
+  readonly limits: {
+    readonly rateLimitMax: number;
+    readonly rateLimitWindowMs: number;
+    readonly maxEventLoopDelayMs: number;
+    readonly maxHeapUsedBytes: number;
+    readonly pressureSampleIntervalMs: number;
+    readonly retryAfterSeconds: number;
   };
 }
 
@@ -214,6 +232,14 @@ export function loadConfig(env?: RawEnv, overrides: Partial<RawEnv> = {}): AppCo
       heartbeatMs: e.LIVE_COUNTS_HEARTBEAT_MS,
       maxPerUser: e.LIVE_COUNTS_MAX_PER_USER,
       maxPerLab: e.LIVE_COUNTS_MAX_PER_LAB,
+    },
+    limits: {
+      rateLimitMax: e.RATE_LIMIT_MAX,
+      rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
+      maxEventLoopDelayMs: e.UNDER_PRESSURE_MAX_EVENT_LOOP_DELAY_MS,
+      maxHeapUsedBytes: e.UNDER_PRESSURE_MAX_HEAP_USED_BYTES,
+      pressureSampleIntervalMs: e.UNDER_PRESSURE_SAMPLE_INTERVAL_MS,
+      retryAfterSeconds: e.UNDER_PRESSURE_RETRY_AFTER_S,
     },
   });
 }

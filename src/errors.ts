@@ -147,6 +147,12 @@ function errorCodeOf(error: unknown): string | undefined {
     if (typeof code === 'string' && DB_UNAVAILABLE_CODES.has(code)) return code;
     // The pool had no free connection within its acquire timeout: the database is saturated or gone.
     if ((current as { name?: unknown }).name === 'KnexTimeoutError') return 'POOL_TIMEOUT';
+    // knex ends a transaction whose connection died while it started (e.g. ECONNRESET on its first
+    // statement) and rejects the callback's next query with this message, without the cause.
+    const message = (current as { message?: unknown }).message;
+    if (typeof message === 'string' && message.startsWith('Transaction query already complete')) {
+      return 'TRANSACTION_CONNECTION_LOST';
+    }
     current = (current as { cause?: unknown }).cause;
   }
   return undefined;

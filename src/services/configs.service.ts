@@ -7,6 +7,7 @@ import type { Em } from '../db/database.js';
 import { LabMissingDetailsConfiguration, MissingDetailsTemplate } from '../entities/index.js';
 import { type ErrorIssue, ValidationError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
+import { writeActivity } from './activity-log.service.js';
 import {
   type EntityCreationRequest,
   type EntityCreationView,
@@ -369,6 +370,26 @@ async function applySave(
       }),
     );
   }
+
+  // The audit row commits or rolls back with the save; it names fields and counts, never values.
+  await writeActivity(
+    em,
+    {
+      labId,
+      orgId: principal.orgId,
+      actor: principal,
+      action: 'config_saved',
+      objectType: 'LabMissingDetailsConfiguration',
+      message: `Saved ${items.length} missing-details config item(s): ${toCreate.length} created, ${toUpdate.length} updated, ${toDisable.length} disabled`,
+      details: {
+        field_ids: fieldIds,
+        created_count: toCreate.length,
+        updated_ids: toUpdate.map((u) => u.id),
+        disabled_ids: toDisable,
+      },
+    },
+    now,
+  );
 
   let entityCreations: EntityCreationView[] = [];
   if (entityWork.length > 0) {

@@ -17,6 +17,9 @@ export function testConfig(overrides: RawEnv = {}): AppConfig {
     DATABASE_URL: testDatabaseUrl(),
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     BRIDGE_WORKER_ENABLED: 'false',
+    // Limits stay out of other tests' way; test/limits.test.ts sets them low.
+    RATE_LIMIT_MAX: '10000000',
+    UNDER_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
     ...overrides,
   });
 }
