@@ -23,9 +23,8 @@ function actorColumns(actor: ActivityEntry['actor']): { labUserId: number | null
     : { labUserId: actor.userId, doctorId: null };
 }
 
-/** Writes one row of the legacy audit table, in the caller's transaction when `em` is inside one. */
-export async function writeActivity(em: Em, entry: ActivityEntry, now = new Date()): Promise<void> {
-  await em.insert(ActivityLog, {
+function activityRow(entry: ActivityEntry, now: Date) {
+  return {
     labId: entry.labId,
     orgId: entry.orgId ?? null,
     ...actorColumns(entry.actor),
@@ -36,5 +35,23 @@ export async function writeActivity(em: Em, entry: ActivityEntry, now = new Date
     message: entry.message.slice(0, 1024),
     details: entry.details ? JSON.stringify(entry.details) : null,
     createdAt: now,
-  });
+  };
+}
+
+/** Writes one row of the legacy audit table, in the caller's transaction when `em` is inside one. */
+export async function writeActivity(em: Em, entry: ActivityEntry, now = new Date()): Promise<void> {
+  await em.insert(ActivityLog, activityRow(entry, now));
+}
+
+/** Writes several audit rows in one multi-row INSERT. */
+export async function writeActivities(
+  em: Em,
+  entries: readonly ActivityEntry[],
+  now = new Date(),
+): Promise<void> {
+  if (entries.length === 0) return;
+  await em.insertMany(
+    ActivityLog,
+    entries.map((entry) => activityRow(entry, now)),
+  );
 }

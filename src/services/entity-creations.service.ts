@@ -7,9 +7,8 @@ import {
   ENTITY_CREATION_STATUSES,
   type EntityCreationStatus,
 } from '../entities/entity-creation-outbox.entity.js';
-import { ActivityLog } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
-import { ACTIVITY_MODULE } from './activity-log.service.js';
+import { writeActivities } from './activity-log.service.js';
 
 /**
  * What operators see of the PY-2 entity creations (the legacy bridge's outbox) and the one thing
@@ -194,30 +193,23 @@ export async function retryEntityCreations(
         [now, now, now, principal.labId, failedIds],
         'run',
       );
-      await tx.insertMany(
-        ActivityLog,
+      await writeActivities(
+        tx,
         failed.map((row) => ({
           labId: principal.labId,
           orgId: principal.orgId,
-          labUserId: principal.role === 'lab_user' ? principal.userId : null,
-          doctorId: principal.role === 'doctor' ? principal.userId : null,
-          module: ACTIVITY_MODULE,
+          actor: principal,
           action: 'entity_creation_retried',
           objectType: row.entity_type,
-          objectId: null,
-          message:
-            `Retrying placeholder ${row.entity_type} "${row.name}" for missing-details config ${row.config_id}`.slice(
-              0,
-              1024,
-            ),
-          details: JSON.stringify({
+          message: `Retrying placeholder ${row.entity_type} "${row.name}" for missing-details config ${row.config_id}`,
+          details: {
             creation_id: Number(row.id),
             config_id: row.config_id,
             entity_type: row.entity_type,
             track: 'legacy_bridge',
-          }),
-          createdAt: now,
+          },
         })),
+        now,
       );
     }
     const statusById = new Map(found.map((row) => [Number(row.id), row.status]));
