@@ -6,6 +6,7 @@ import { buildApp, loggerOptions } from '../src/app.js';
 import { startBackgroundTasks } from '../src/background.js';
 import { Database } from '../src/db/database.js';
 import { initOrm } from '../src/db/orm.js';
+import { openBridgeDatabase } from './support/bridge-fixtures.js';
 import { FIELD } from './support/engine-fixtures.js';
 import { authHeader, newLabId, startTestApp, type TestApp, testConfig, tokenFor } from './support/harness.js';
 import { trpcRequest } from './support/reliability-fixtures.js';
@@ -190,7 +191,12 @@ describe('the logs of a full run', () => {
   });
 
   it('never contain patient values or secrets', async () => {
+    // The background tasks drain every due creation and capture of their database: a database of this
+    // test's own keeps them away from other files' rows.
+    const isolated = await openBridgeDatabase('audit');
+    await isolated.db.close();
     const config = testConfig({
+      DATABASE_URL: isolated.url,
       LEGACY_PY3_URL: sim.py3Url,
       LEGACY_PY2_URL: sim.py2Url,
       LEGACY_PY2_TOKEN: SECRETS.LEGACY_PY2_TOKEN,

@@ -4,7 +4,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Child, freePort, startChild, waitUntilReady, withTsx } from '../bench/processes.js';
 import { type LegacySimulator, startLegacySimulator } from '../simulator/legacy-simulator.js';
-import { testDatabaseUrl } from './support/env.js';
+import { openBridgeDatabase } from './support/bridge-fixtures.js';
 import { authHeader, newLabId } from './support/harness.js';
 
 /**
@@ -22,16 +22,23 @@ let sim: LegacySimulator;
 let pool: mysql.Pool;
 const instances: Instance[] = [];
 
+let databaseUrl: string;
+
 beforeAll(async () => {
   sim = await startLegacySimulator();
-  pool = mysql.createPool({ uri: testDatabaseUrl(), connectionLimit: 2 });
+  // Both instances run the bridge worker and the capture retrier, which drain every due row of their
+  // database: a database of this file's own keeps them off other files' queued rows.
+  const isolated = await openBridgeDatabase('multi_instance');
+  await isolated.db.close();
+  databaseUrl = isolated.url;
+  pool = mysql.createPool({ uri: databaseUrl, connectionLimit: 2 });
   const spoolDir = join(tmpdir(), `md-multi-instance-${process.pid}`);
   const started = await Promise.all(
     ['a', 'b'].map(async (name) => {
       const port = await freePort();
       const child = startChild(`service ${name}`, withTsx('src/server.ts'), {
         NODE_ENV: 'test',
-        DATABASE_URL: testDatabaseUrl(),
+        DATABASE_URL: databaseUrl,
         HOST: '127.0.0.1',
         PORT: String(port),
         LEGACY_PY3_URL: sim.py3Url,
