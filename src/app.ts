@@ -33,7 +33,6 @@ import { labFieldsRoutes } from './rest/lab-fields.routes.js';
 import { labFieldsInsightsRoutes } from './rest/lab-fields-insights.routes.js';
 import { methodNotAllowedRoutes } from './rest/method-not-allowed.routes.js';
 import { templatesRoutes } from './rest/templates.routes.js';
-import { attachCaptureSpool } from './services/capture.service.js';
 import { shadowMode } from './shadow/shadow.plugin.js';
 
 /** Bodies on the shim and /trpc are at most 1 MiB. */
@@ -124,7 +123,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
   const deps: AppDeps = { config, db, principals, logger: app.log };
   app.decorate('deps', deps);
-  attachCaptureSpool(db, config.capture.spoolDir);
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

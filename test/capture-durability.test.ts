@@ -7,7 +7,6 @@ import { Database } from '../src/db/database.js';
 import { initOrm } from '../src/db/orm.js';
 import { metricsRegistry } from '../src/metrics.js';
 import {
-  attachCaptureSpool,
   type CaptureInput,
   captureDurably,
   enqueueCaptures,
@@ -116,6 +115,7 @@ describe('a capture that fails', () => {
       principalFor(labId),
       patientSave({ email: 'noemail@lab.in' }),
       t.app.log,
+      t.config.capture.spoolDir,
     );
 
     expect(result).toBeNull();
@@ -155,13 +155,13 @@ describe('a capture that fails', () => {
       values: { sample_collector: collector },
     });
     const doctor = principalFor(labId, { role: 'doctor', userId: 31 });
-    expect(await captureDurably(t.db, doctor, bill('NA'), t.app.log)).toEqual({
+    expect(await captureDurably(t.db, doctor, bill('NA'), t.app.log, t.config.capture.spoolDir)).toEqual({
       opened: 1,
       resolved: 0,
       hasMissingFields: true,
     });
     await breakLab(labId);
-    expect(await captureDurably(t.db, doctor, bill('Ravi'), t.app.log)).toBeNull();
+    expect(await captureDurably(t.db, doctor, bill('Ravi'), t.app.log, t.config.capture.spoolDir)).toBeNull();
     expect(await outboxOf(labId)).toEqual([
       expect.objectContaining({ principal_role: 'doctor', principal_user_id: 31, status: 'pending' }),
     ]);
@@ -175,7 +175,9 @@ describe('a capture that fails', () => {
     const labId = newLabId();
     const before = await outcomeCount('rejected');
     const bad = { module: 'bill', userDetailsId: 5, billId: null, orgId: null, values: {} } as CaptureInput;
-    expect(await captureDurably(t.db, principalFor(labId), bad, t.app.log)).toBeNull();
+    expect(
+      await captureDurably(t.db, principalFor(labId), bad, t.app.log, t.config.capture.spoolDir),
+    ).toBeNull();
     expect(await outcomeCount('rejected')).toBe(before + 1);
     expect(await outboxOf(labId)).toEqual([]);
   });
@@ -189,7 +191,6 @@ describe('when the database is unreachable', () => {
     const unreachable = new Database(
       await initOrm({ databaseUrl: 'mysql://root@127.0.0.1:1/md_unreachable' }),
     );
-    attachCaptureSpool(unreachable, dir);
     const spooledBefore = await outcomeCount('spooled');
     try {
       const result = await captureDurably(
@@ -197,6 +198,7 @@ describe('when the database is unreachable', () => {
         principalFor(labId),
         patientSave({ mobile: '0000000000' }),
         t.app.log,
+        dir,
       );
       expect(result).toBeNull();
     } finally {
@@ -254,8 +256,20 @@ describe('a replayed capture', () => {
     ]);
     const anHourAgo = new Date(Date.now() - 3600_000);
     const principal = principalFor(labId);
-    await captureDurably(t.db, principal, patientSave({ email: 'noemail@lab.in' }), t.app.log);
-    await captureDurably(t.db, principal, patientSave({ email: 'asha@example.com' }), t.app.log);
+    await captureDurably(
+      t.db,
+      principal,
+      patientSave({ email: 'noemail@lab.in' }),
+      t.app.log,
+      t.config.capture.spoolDir,
+    );
+    await captureDurably(
+      t.db,
+      principal,
+      patientSave({ email: 'asha@example.com' }),
+      t.app.log,
+      t.config.capture.spoolDir,
+    );
     await enqueueCaptures(
       t.db.em(),
       [stored(labId, { email: 'noemail@lab.in', mobile: '0000000000' }, anHourAgo)],
@@ -273,7 +287,13 @@ describe('a replayed capture', () => {
     const labId = newLabId();
     await seedConfigs(t.db.em(), labId, [{ field: 'email', value: 'noemail@lab.in' }]);
     const anHourAgo = new Date(Date.now() - 3600_000);
-    await captureDurably(t.db, principalFor(labId), patientSave({ email: 'noemail@lab.in' }), t.app.log);
+    await captureDurably(
+      t.db,
+      principalFor(labId),
+      patientSave({ email: 'noemail@lab.in' }),
+      t.app.log,
+      t.config.capture.spoolDir,
+    );
     await enqueueCaptures(t.db.em(), [stored(labId, { email: 'old@example.com' }, anHourAgo)], anHourAgo);
     await retrier().runOnce();
     expect((await rowsOf(t.db.em(), labId)).map((r) => r.is_resolved)).toEqual([0]);

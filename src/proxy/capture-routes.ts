@@ -47,6 +47,7 @@ async function capturePatientSave(input: AugmentInput): Promise<AugmentOutcome> 
     input.principal,
     { module: 'patient', ...patient, billId: null, values: input.requestBody },
     input.log,
+    input.deps.config.capture.spoolDir,
   );
   return result ? { kind: 'flag', hasMissingFields: result.hasMissingFields } : untouched();
 }
@@ -65,6 +66,7 @@ async function captureBillUpdate(input: AugmentInput): Promise<AugmentOutcome> {
     input.principal,
     { module: 'bill', ...patient, billId, values: input.requestBody },
     input.log,
+    input.deps.config.capture.spoolDir,
   );
   return result ? { kind: 'flag', hasMissingFields: result.hasMissingFields } : untouched();
 }

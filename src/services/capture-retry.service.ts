@@ -11,7 +11,6 @@ import type { BackgroundContext, BackgroundTask } from '../background.js';
 import type { Database, Em } from '../db/database.js';
 import { toAppError, ValidationError } from '../errors.js';
 import {
-  attachCaptureSpool,
   type CaptureInput,
   type CapturePrincipal,
   capture,
@@ -286,7 +285,6 @@ WHERE \`id\` = ?`,
 /** The capture retrier as a background task (started once the database is migrated and ready). */
 export function startCaptureRetrier(context: BackgroundContext): BackgroundTask {
   const { config, db, logger } = context;
-  attachCaptureSpool(db, config.capture.spoolDir);
   return new CaptureRetrier({
     db,
     logger,

@@ -385,18 +385,6 @@ export const storedCaptureSchema = z.object({
   lastError: z.string().nullable(),
 });
 
-export const DEFAULT_CAPTURE_SPOOL_DIR = './var/capture-spool';
-const spoolDirs = new WeakMap<Database, string>();
-
-/** Where captures made through this database go when even the database is unreachable (CAPTURE_SPOOL_DIR). */
-export function attachCaptureSpool(db: Database, spoolDir: string): void {
-  spoolDirs.set(db, spoolDir);
-}
-
-export function captureSpoolDir(db: Database): string {
-  return spoolDirs.get(db) ?? DEFAULT_CAPTURE_SPOOL_DIR;
-}
-
 /** Backoff after `failures` failed tries: 1 s, 2 s, 4 s… capped (30 s by default), with ±20 % jitter under the cap. */
 export function retryDelayMs(failures: number, maxBackoffMs: number, random = Math.random): number {
   const base = 1_000 * 2 ** Math.min(Math.max(failures - 1, 0), 20);
@@ -472,6 +460,8 @@ export async function captureDurably(
   principal: Principal,
   input: CaptureInput,
   log: FastifyBaseLogger,
+  /** Where the capture goes when even the database is unreachable (CAPTURE_SPOOL_DIR). */
+  spoolDir: string,
 ): Promise<CaptureResult | null> {
   const capturedAt = new Date();
   const where = {
@@ -519,7 +509,7 @@ export async function captureDurably(
     }
   }
   try {
-    const path = await spoolCapture(captureSpoolDir(db), stored);
+    const path = await spoolCapture(spoolDir, stored);
     captureOutcomes.inc({ outcome: 'spooled' });
     log.warn({ captureKey: stored.captureKey, path, ...where }, 'capture spooled to disk for retry');
   } catch (error) {
