@@ -2,7 +2,7 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { MySqlDriver } from '@mikro-orm/mysql';
 import type { FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
-import { type AppConfig, ConfigError, loadConfig } from '../src/config.js';
+import { loadConfigOrExit } from '../src/config.js';
 import { Database } from '../src/db/database.js';
 import { initOrm } from '../src/db/orm.js';
 import { type BridgeWorker, startBridgeWorker } from './worker.js';
@@ -13,16 +13,7 @@ import { type BridgeWorker, startBridgeWorker } from './worker.js';
  * the server (or `npm run db:migrate`) has. SIGTERM and SIGINT drain it.
  */
 async function main(): Promise<void> {
-  let config: AppConfig;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(1);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
   // Not the app's logger options: the worker logs no requests, and importing the app would slow its start.
   const logger = pino({ level: config.logLevel }) as unknown as FastifyBaseLogger;
 

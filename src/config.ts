@@ -243,3 +243,17 @@ export function loadConfig(env?: RawEnv, overrides: Partial<RawEnv> = {}): AppCo
     },
   });
 }
+
+/**
+ * For the process entry points (server, worker, CLIs): the configuration, or, when a variable is bad,
+ * the message naming it on stderr and exit code 1 instead of a stack trace.
+ */
+export function loadConfigOrExit(): AppConfig {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  }
+}

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import pino from 'pino';
 import { buildApp, loggerOptions } from './app.js';
 import { type BackgroundTask, startBackgroundTasks } from './background.js';
-import { ConfigError, loadConfig } from './config.js';
+import { loadConfigOrExit } from './config.js';
 import { Database } from './db/database.js';
 import { ensureDatabaseExists, initOrm, migrateUp } from './db/orm.js';
 
@@ -37,16 +37,7 @@ function trackConnections(server: Server): { closeQuiet(): void } {
 
 /** Serves the Missing Details service: listens at once, then connects, migrates and becomes ready. */
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(1);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
 
   const logger = pino(loggerOptions(config) as pino.LoggerOptions);
   if (config.auth.usingDevelopmentSecret) {

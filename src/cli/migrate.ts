@@ -1,8 +1,8 @@
-import { loadConfig } from '../config.js';
+import { loadConfigOrExit } from '../config.js';
 import { ensureDatabaseExists, initOrm, migrateUp } from '../db/orm.js';
 
 /** `npm run db:migrate`: creates the database if missing and applies pending migrations, nothing else. */
-const config = loadConfig();
+const config = loadConfigOrExit();
 await ensureDatabaseExists(config.databaseUrl);
 const orm = await initOrm({ databaseUrl: config.databaseUrl });
 try {

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { mintToken } from '../auth/token.js';
-import { loadConfig } from '../config.js';
+import { loadConfigOrExit } from '../config.js';
 
 /** `npm run token -- --lab 1 [--user 7] [--role doctor] [--org 9] [--hours 8]`: prints a bearer token. */
 const { values } = parseArgs({
@@ -12,7 +12,7 @@ const { values } = parseArgs({
     hours: { type: 'string', default: '8' },
   },
 });
-const config = loadConfig();
+const config = loadConfigOrExit();
 const secret = config.auth.jwtSecret;
 const labId = Number(values.lab);
 if (!Number.isInteger(labId) || labId <= 0) {
