@@ -34,3 +34,19 @@ export async function buildService(): Promise<string> {
   await writeFile(fieldMap, `${await readFile(fieldMap, 'utf8')}${fieldMapAppendix(BENCH_FIELD_MAPPINGS)}`);
   return join(outdir, 'src', 'server.js');
 }
+
+/**
+ * The V8 and Node flags that `npm start` gives the service (package.json's start script), so the
+ * benchmark runs the process as production does: its heap sizing is part of what the memory
+ * scenario measures.
+ */
+export async function productionNodeFlags(): Promise<string[]> {
+  const manifest = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
+    scripts?: Record<string, string>;
+  };
+  const start = manifest.scripts?.start ?? '';
+  const command = /(?:^|&&\s*)node\s+((?:--[\w-]+(?:=\S+)?\s+)*)\S+\s*$/.exec(start);
+  if (!command)
+    throw new Error(`package.json's start script does not end in "node [flags] <entry>": ${start}`);
+  return command[1]!.split(/\s+/).filter(Boolean);
+}

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 import { mintToken } from '../src/auth/token.js';
 import { DEVELOPMENT_JWT_SECRET } from '../src/config.js';
-import { buildService } from './build-service.js';
+import { buildService, productionNodeFlags } from './build-service.js';
 import { benchDatabaseUrl, buildDataset, type DatasetInfo, PROFILES, readDatasetInfo } from './dataset.js';
 import { SequentialClient } from './load.js';
 import { type Child, freePort, startChild, waitUntilReady, withTsx } from './processes.js';
@@ -109,9 +109,10 @@ export async function main(argv: readonly string[]): Promise<number> {
 
     const spoolDir = join(tmpdir(), `md-bench-spool-${process.pid}`);
     const serviceEntry = await buildService();
+    const nodeFlags = await productionNodeFlags();
     const startService = async (nodeArgs: string[] = []) => {
       const port = await freePort();
-      const child = startChild('service', [...nodeArgs, serviceEntry], {
+      const child = startChild('service', [...nodeFlags, ...nodeArgs, serviceEntry], {
         NODE_ENV: 'production',
         AUTH_JWT_SECRET: DEVELOPMENT_JWT_SECRET,
         DATABASE_URL: databaseUrl,
