@@ -1,5 +1,6 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/core';
 import type { MySqlDriver, EntityManager as SqlEntityManager } from '@mikro-orm/mysql';
+import { LabConfigCache } from '../engine/lab-config-cache.js';
 import { ServiceUnavailableError } from '../errors.js';
 
 export type Em = SqlEntityManager<MySqlDriver>;
@@ -10,6 +11,8 @@ export type Em = SqlEntityManager<MySqlDriver>;
  */
 export class Database {
   #orm: MikroORM<MySqlDriver> | undefined;
+  /** This instance's copy of its labs' configs, checked against the database on every capture. */
+  readonly labConfigs = new LabConfigCache();
 
   constructor(orm?: MikroORM<MySqlDriver>) {
     this.#orm = orm;
@@ -31,6 +34,14 @@ export class Database {
   /** A fresh, request-scoped entity manager. */
   em(): Em {
     return this.orm.em.fork() as Em;
+  }
+
+  /**
+   * The ORM's root entity manager, without a fork: only for paths that take its driver and
+   * connection pool and run hand-written SQL (`inRawTransaction`), never for entities.
+   */
+  rawEm(): Em {
+    return this.orm.em as Em;
   }
 
   /** True when the database answers a trivial query within the timeout. */

@@ -213,7 +213,10 @@ FOR UPDATE SKIP LOCKED`,
           try {
             const { principal, input } = this.#decode(row);
             await tx.transactional((inner) =>
-              capture(inner, principal, input, { capturedAt: fromDbDate(row.captured_at) }),
+              capture(inner, principal, input, {
+                capturedAt: fromDbDate(row.captured_at),
+                configCache: db.labConfigs,
+              }),
             );
             landed.push(row.id);
           } catch (error) {

@@ -1,17 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DeadlockException, IsolationLevel, LockWaitTimeoutException } from '@mikro-orm/core';
+import { DeadlockException, LockWaitTimeoutException } from '@mikro-orm/core';
 import type { FastifyBaseLogger } from 'fastify';
 import { Counter } from 'prom-client';
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Database, Em } from '../db/database.js';
+import { emSession, inRawTransaction, type SqlSession } from '../db/raw-transaction.js';
 import { lookupKey, mappedKeys } from '../engine/field-map.js';
+import {
+  type LabConfigCache,
+  type LabConfigRow,
+  LabConfigs,
+  NO_CONFIGS,
+  type PlaceholderConfig,
+} from '../engine/lab-config-cache.js';
 import { type Comparable, equalsPlaceholder, isPresent, toComparable } from '../engine/value-mapper.js';
-import { LabMissingDetails } from '../entities/index.js';
 import { ForbiddenError, toAppError, ValidationError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
+import { LAB_CONFIG_VERSION_SQL } from './lab-config-version.service.js';
 import { type FieldModule, MODULES } from './templates.service.js';
 
 /** One save of a patient (module `patient`) or a bill (module `bill`), keyed like the legacy bodies. */
@@ -43,6 +51,8 @@ export interface CaptureOptions {
    * opened or resolved after it has newer information, and the replay leaves that field alone.
    */
   capturedAt?: Date;
+  /** This instance's copy of the labs' configs; without it, every capture reads the lab's configs. */
+  configCache?: LabConfigCache;
 }
 
 /** Capture outcomes, by what happened to the save: landed now, stored for retry, or (never silently) not stored. */
@@ -93,7 +103,9 @@ function checkInput(input: CaptureInput): void {
   if (first) throw new ValidationError(`Invalid capture: ${first.path}: ${first.message}`, issues);
 }
 
-interface PatientRow {
+/** One row of the engine's read; `kind` says which of its three parts it comes from. */
+interface EngineReadRow {
+  kind: 'row' | 'version' | 'config';
   id: number;
   bill_id: number | null;
   field_id: number;
@@ -105,38 +117,52 @@ interface PatientRow {
   newer: number;
   template_name: string;
   template_module: string;
-}
-
-interface ConfigRow {
-  id: number;
-  field_id: number;
-  field_value: string;
   is_disabled: number;
-  entity_object_id: number | null;
-  template_name: string;
   template_active: number;
+  entity_object_id: number | null;
   creation_object_id: number | null;
+  version: number | string | null;
 }
 
-interface PlaceholderConfig {
-  id: number;
-  fieldId: number;
-  templateName: string;
-  fieldValue: string;
-  active: boolean;
-  entityIds: Set<number>;
+type PatientRow = Pick<
+  EngineReadRow,
+  | 'id'
+  | 'bill_id'
+  | 'field_id'
+  | 'config_id'
+  | 'field_value'
+  | 'org_id'
+  | 'is_resolved'
+  | 'newer'
+  | 'template_name'
+  | 'template_module'
+>;
+
+/** What the engine's one read answers. */
+interface EngineRead {
+  rows: PatientRow[];
+  /** The lab's config version in the same snapshot as `configRows`. */
+  version: number;
+  /** The lab's configs; empty when the caller's cached version is current (or none were asked for). */
+  configRows: LabConfigRow[];
 }
 
 /**
- * The unresolved rows of the patient (for a bill: of the bill and the patient's own fields), with
- * their templates. Also serves hasMissingFields. On a replay, rows changed after the original save.
+ * The engine's one read, in one statement so that it costs one round trip however the cache
+ * stands: the unresolved rows of the patient (for a bill: of the bill and the patient's own
+ * fields) with their templates, which also serve hasMissingFields, and on a replay the rows
+ * changed after the original save; the lab's config version; and, unless `heldVersion` is that
+ * version (or `withConfigs` is false), every config of the lab with its template and each
+ * placeholder entity created for it. One statement is one snapshot, so the configs are exactly
+ * those of the version read with them.
  */
-async function readPatientRows(
-  em: Em,
+async function readForCapture(
+  sql: SqlSession,
   labId: number,
   input: CaptureInput,
   capturedAt: Date | undefined,
-): Promise<PatientRow[]> {
+  configs: { withConfigs: boolean; heldVersion: number },
+): Promise<EngineRead> {
   const params: unknown[] = [];
   let newer = '0';
   let state = 'd.`is_resolved` = 0';
@@ -152,55 +178,38 @@ async function readPatientRows(
     billScope = ' AND (d.`bill_id` = ? OR d.`bill_id` IS NULL)';
     params.push(input.billId);
   }
-  return em.execute<PatientRow[]>(
-    `SELECT d.\`id\`, d.\`bill_id\`, d.\`field_id\`, d.\`config_id\`, d.\`field_value\`, d.\`org_id\`, d.\`is_resolved\`,
-  ${newer} AS newer, t.\`name\` AS template_name, t.\`module\` AS template_module
+  params.push(labId);
+  let configPart = '';
+  if (configs.withConfigs) {
+    configPart = `
+UNION ALL
+SELECT 'config', c.\`id\`, NULL, c.\`field_id\`, NULL, c.\`field_value\`, NULL, NULL, NULL, t.\`name\`, t.\`module\`,
+  c.\`is_disabled\`, t.\`is_active\`, c.\`entity_object_id\`, e.\`object_id\`, NULL
+FROM \`LabMissingDetailsConfiguration\` c
+JOIN \`MissingDetailsTemplates\` t ON t.\`id\` = c.\`field_id\`
+LEFT JOIN \`MissingDetailsEntityCreation\` e ON e.\`lab_id\` = c.\`lab_id\` AND e.\`config_id\` = c.\`id\`
+WHERE c.\`lab_id\` = ? AND ${LAB_CONFIG_VERSION_SQL} <> ?`;
+    params.push(labId, labId, configs.heldVersion);
+  }
+  const result = await sql.rows<EngineReadRow>(
+    `SELECT 'row' AS kind, d.\`id\`, d.\`bill_id\`, d.\`field_id\`, d.\`config_id\`, d.\`field_value\`, d.\`org_id\`,
+  d.\`is_resolved\`, ${newer} AS newer, t.\`name\` AS template_name, t.\`module\` AS template_module,
+  NULL AS is_disabled, NULL AS template_active, NULL AS entity_object_id, NULL AS creation_object_id, NULL AS version
 FROM \`LabMissingDetails\` d
 JOIN \`MissingDetailsTemplates\` t ON t.\`id\` = d.\`field_id\`
-WHERE d.\`lab_id\` = ? AND d.\`user_details_id\` = ? AND ${state}${billScope}`,
+WHERE d.\`lab_id\` = ? AND d.\`user_details_id\` = ? AND ${state}${billScope}
+UNION ALL
+SELECT 'version', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  ${LAB_CONFIG_VERSION_SQL}${configPart}`,
     params,
   );
-}
-
-/**
- * The lab's active configs of the module, and the (possibly disabled) configs that detected the
- * open rows, each with every placeholder entity created for it.
- */
-async function readConfigs(
-  em: Em,
-  labId: number,
-  module: FieldModule,
-  openRowConfigIds: readonly number[],
-): Promise<Map<number, PlaceholderConfig>> {
-  const orOpenRows =
-    openRowConfigIds.length > 0 ? ` OR c.\`id\` IN (${openRowConfigIds.map(() => '?').join(', ')})` : '';
-  const rows = await em.execute<ConfigRow[]>(
-    `SELECT c.\`id\`, c.\`field_id\`, c.\`field_value\`, c.\`is_disabled\`, c.\`entity_object_id\`,
-  t.\`name\` AS template_name, t.\`is_active\` AS template_active, e.\`object_id\` AS creation_object_id
-FROM \`LabMissingDetailsConfiguration\` c
-JOIN \`MissingDetailsTemplates\` t ON t.\`id\` = c.\`field_id\` AND t.\`module\` = ?
-LEFT JOIN \`MissingDetailsEntityCreation\` e ON e.\`lab_id\` = c.\`lab_id\` AND e.\`config_id\` = c.\`id\`
-WHERE c.\`lab_id\` = ? AND (c.\`is_disabled\` = 0${orOpenRows})`,
-    [module, labId, ...openRowConfigIds],
-  );
-  const configs = new Map<number, PlaceholderConfig>();
-  for (const row of rows) {
-    let config = configs.get(row.id);
-    if (!config) {
-      config = {
-        id: row.id,
-        fieldId: row.field_id,
-        templateName: row.template_name,
-        fieldValue: row.field_value,
-        active: !row.is_disabled && Boolean(row.template_active),
-        entityIds: new Set(),
-      };
-      if (row.entity_object_id !== null) config.entityIds.add(row.entity_object_id);
-      configs.set(row.id, config);
-    }
-    if (row.creation_object_id !== null) config.entityIds.add(row.creation_object_id);
+  const read: EngineRead = { rows: [], version: 0, configRows: [] };
+  for (const row of result) {
+    if (row.kind === 'row') read.rows.push(row);
+    else if (row.kind === 'config') read.configRows.push(row as unknown as LabConfigRow);
+    else read.version = Number(row.version);
   }
-  return configs;
+  return read;
 }
 
 const NO_ENTITIES: ReadonlySet<number> = new Set();
@@ -214,8 +223,8 @@ function incomingValue(values: Record<string, unknown>, key: string | undefined)
 
 /**
  * The runtime engine: opens and resolves LabMissingDetails rows for one save (contract: "The
- * runtime engine"). At most two reads, one set-based update and one multi-row insert; nothing is
- * written when nothing changed. Run it inside a transaction (see `captureInTransaction`).
+ * runtime engine"). One read, one set-based update and one multi-row insert; nothing is written
+ * when nothing changed. Run it inside a transaction (see `captureInTransaction`).
  */
 export async function capture(
   em: Em,
@@ -223,74 +232,79 @@ export async function capture(
   input: CaptureInput,
   options: CaptureOptions = {},
 ): Promise<CaptureResult> {
+  return captureOn(emSession(em), principal, input, options);
+}
+
+async function captureOn(
+  sql: SqlSession,
+  principal: CapturePrincipal,
+  input: CaptureInput,
+  options: CaptureOptions,
+): Promise<CaptureResult> {
   checkInput(input);
   const labId = principal.labId;
-  const billId = input.module === 'bill' ? input.billId : null;
+  const module = input.module;
+  const billId = module === 'bill' ? input.billId : null;
   const now = options.now ?? new Date();
+  const cache = options.configCache;
 
-  const rows = await readPatientRows(em, labId, input, options.capturedAt);
+  // A body that carries no present value for any mapped field can change nothing: no configs.
+  const carriesAField = mappedKeys(module).some((key) => incomingValue(input.values, key) !== null);
+  const held = carriesAField ? cache?.lookup(labId) : undefined;
+  const read = await readForCapture(sql, labId, input, options.capturedAt, {
+    withConfigs: carriesAField,
+    heldVersion: held?.version ?? -1,
+  });
+  let configs = NO_CONFIGS;
+  if (carriesAField) {
+    if (held && held.version === read.version) configs = held.configs;
+    else {
+      configs = new LabConfigs(read.configRows);
+      cache?.store(labId, read.version, configs);
+    }
+  }
+
+  const rows = read.rows;
   const openByField = new Map<number, PatientRow>();
   const fieldsChangedSince = new Set<number>();
   for (const row of rows) {
-    if (row.template_module !== input.module || row.bill_id !== billId) continue;
+    if (row.template_module !== module || row.bill_id !== billId) continue;
     if (Number(row.newer)) fieldsChangedSince.add(row.field_id);
     if (!row.is_resolved) openByField.set(row.field_id, row);
   }
-
-  const module = input.module;
-  // A body that carries no present value for any mapped field can change nothing: no config read.
-  const carriesAField = mappedKeys(module).some((key) => incomingValue(input.values, key) !== null);
-  const configs = carriesAField
-    ? await readConfigs(em, labId, module, [
-        ...new Set(
-          [...openByField.values()].flatMap((row) => (row.config_id === null ? [] : [row.config_id])),
-        ),
-      ])
-    : new Map<number, PlaceholderConfig>();
 
   const toResolve: number[] = [];
   for (const row of openByField.values()) {
     if (fieldsChangedSince.has(row.field_id)) continue;
     const value = incomingValue(input.values, lookupKey(module, row.template_name));
     if (value === null) continue;
-    const entityIds = (row.config_id !== null && configs.get(row.config_id)?.entityIds) || NO_ENTITIES;
+    const entityIds = (row.config_id !== null && configs.byId(row.config_id)?.entityIds) || NO_ENTITIES;
     if (!equalsPlaceholder(value, { text: row.field_value, entityIds })) toResolve.push(row.id);
   }
 
-  const activeByField = new Map<number, PlaceholderConfig>();
-  for (const config of configs.values()) {
-    const seen = activeByField.get(config.fieldId);
-    if (config.active && (!seen || seen.id < config.id)) activeByField.set(config.fieldId, config);
-  }
   const resolvedNow = new Set(toResolve);
   const toOpen: PlaceholderConfig[] = [];
-  for (const config of activeByField.values()) {
+  for (const config of configs.opening(module)) {
     const open = openByField.get(config.fieldId);
     if ((open && !resolvedNow.has(open.id)) || fieldsChangedSince.has(config.fieldId)) continue;
     const value = incomingValue(input.values, lookupKey(module, config.templateName));
-    if (value === null) continue;
-    if (equalsPlaceholder(value, { text: config.fieldValue, entityIds: config.entityIds }))
-      toOpen.push(config);
+    if (value !== null && equalsPlaceholder(value, config)) toOpen.push(config);
   }
 
   let resolved = 0;
   if (toResolve.length > 0) {
-    resolved = await em.nativeUpdate(
-      LabMissingDetails,
-      { id: { $in: toResolve }, labId, isResolved: false },
-      {
-        isResolved: true,
-        resolvedAt: now,
-        resolvedByDoctorId: principal.role === 'doctor' ? principal.userId : null,
-        resolvedByLabUserId: principal.role === 'doctor' ? null : principal.userId,
-        updatedAt: now,
-      },
+    const isDoctor = principal.role === 'doctor';
+    resolved = await sql.run(
+      `UPDATE \`LabMissingDetails\`
+SET \`is_resolved\` = 1, \`resolved_at\` = ?, \`resolved_by_doctor_id\` = ?, \`resolved_by_lab_user_id\` = ?, \`updated_at\` = ?
+WHERE \`id\` IN (${toResolve.map(() => '?').join(', ')}) AND \`lab_id\` = ? AND \`is_resolved\` = 0`,
+      [now, isDoctor ? principal.userId : null, isDoctor ? null : principal.userId, now, ...toResolve, labId],
     );
   }
   let opened = 0;
   if (toOpen.length > 0) {
     // IGNORE: a racing capture that opened the same row first wins the open-row guard; ours is a no-op.
-    const result = await em.execute<{ affectedRows: number }>(
+    opened = await sql.run(
       `INSERT IGNORE INTO \`LabMissingDetails\`
   (\`lab_id\`, \`org_id\`, \`user_details_id\`, \`bill_id\`, \`field_id\`, \`config_id\`, \`field_name\`, \`field_value\`,
    \`field_module\`, \`is_resolved\`, \`created_at\`, \`updated_at\`)
@@ -303,14 +317,12 @@ VALUES ${toOpen.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)').join(', ')}`,
         config.fieldId,
         config.id,
         config.templateName,
-        config.fieldValue,
+        config.text,
         module,
         now,
         now,
       ]),
-      'run',
     );
-    opened = result.affectedRows;
   }
 
   const visible = (orgId: number | null) => principal.orgId === null || orgId === principal.orgId;
@@ -322,7 +334,11 @@ function isTransient(error: unknown): boolean {
   return error instanceof DeadlockException || error instanceof LockWaitTimeoutException;
 }
 
-/** Runs `capture` in its own READ COMMITTED transaction, retrying a deadlock a few times. */
+/**
+ * Runs `capture` in its own READ COMMITTED transaction, retrying a deadlock a few times. Its
+ * statements are all hand-written, so the transaction runs on one pooled connection without the
+ * ORM's unit of work (see `inRawTransaction`); errors arrive converted as the ORM converts them.
+ */
 export async function captureInTransaction(
   em: Em,
   principal: CapturePrincipal,
@@ -331,10 +347,7 @@ export async function captureInTransaction(
 ): Promise<CaptureResult> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await em.transactional((tx) => capture(tx, principal, input, options), {
-        isolationLevel: IsolationLevel.READ_COMMITTED,
-        clear: true,
-      });
+      return await inRawTransaction(em, 'READ COMMITTED', (sql) => captureOn(sql, principal, input, options));
     } catch (error) {
       if (attempt >= 3 || !isTransient(error)) throw error;
     }
@@ -354,7 +367,7 @@ export async function captureForCaller(
     throw new ForbiddenError(`orgId: you may only capture patients of organization ${principal.orgId}`);
   }
   const orgId = input.orgId ?? principal.orgId;
-  return captureInTransaction(db.em(), principal, { ...input, orgId });
+  return captureInTransaction(db.rawEm(), principal, { ...input, orgId }, { configCache: db.labConfigs });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -472,7 +485,10 @@ export async function captureDurably(
   };
   let failure: unknown;
   try {
-    const result = await captureInTransaction(db.em(), principal, input, { now: capturedAt });
+    const result = await captureInTransaction(db.rawEm(), principal, input, {
+      now: capturedAt,
+      configCache: db.labConfigs,
+    });
     captureOutcomes.inc({ outcome: 'captured' });
     return result;
   } catch (error) {

@@ -20,6 +20,7 @@ import {
   requestHash,
   storeIdempotentResponse,
 } from './idempotency.service.js';
+import { bumpLabConfigVersion } from './lab-config-version.service.js';
 import { MODULES } from './templates.service.js';
 
 export const MAX_CONFIGS_PER_SAVE = 50;
@@ -405,6 +406,8 @@ async function applySave(
     }));
     entityCreations = await startEntityCreations(em, principal, requests, now);
   }
+  // Every instance's cached copy of this lab's configs is stale once this commits.
+  await bumpLabConfigVersion(em, labId);
 
   const { configs } = await listConfigs(em, principal, { includeDisabled: false });
   return { configs, entityCreations };

@@ -2,6 +2,7 @@ import type { Principal } from '../auth/principal.js';
 import type { Em } from '../db/database.js';
 import { LabMissingDetailsConfiguration, MissingDetailsEntityCreation } from '../entities/index.js';
 import { writeActivity } from './activity-log.service.js';
+import { bumpLabConfigVersion } from './lab-config-version.service.js';
 
 export const LOCAL_ENTITY_TYPES = ['insurance', 'group'] as const;
 export const BRIDGED_ENTITY_TYPES = ['referral_doctor', 'organization'] as const;
@@ -22,7 +23,8 @@ export interface EntityCreatedTrace {
 /**
  * The success trace of one entity creation, for both tracks: the MissingDetailsEntityCreation row,
  * the config's `entity_object_id`, and the ActivityLog `entity_creation_succeeded` row. Call it inside
- * the transaction that also marks the creation done, so that it is written exactly once.
+ * the transaction that also marks the creation done, so that it is written exactly once. It bumps
+ * the lab's config version, so every instance's config cache sees the new entity.
  */
 export async function recordEntityCreated(
   em: Em,
@@ -61,4 +63,6 @@ export async function recordEntityCreated(
     },
     now,
   );
+  // A new placeholder entity changes what captures compare against (entity ids).
+  await bumpLabConfigVersion(em, trace.labId);
 }

@@ -1,0 +1,26 @@
+import type { Em } from '../db/database.js';
+
+/** The row of `md_lab_config_versions` that stands for the template catalog (lab ids start at 1). */
+export const CATALOG_VERSION_LAB_ID = 0;
+
+/**
+ * The version of what a lab's captures compare against: the lab's row plus the catalog's. Rows
+ * only ever grow (never lower or delete one), so the sum changes with every bump of either and
+ * never comes back to an earlier value. No row counts as 0. One parameter: the lab id.
+ */
+export const LAB_CONFIG_VERSION_SQL = `(SELECT COALESCE(SUM(\`version\`), 0) FROM \`md_lab_config_versions\` WHERE \`lab_id\` IN (${CATALOG_VERSION_LAB_ID}, ?))`;
+
+/**
+ * Marks the lab's configs changed, for every instance's config cache. Call it inside the
+ * transaction that changes a config or its placeholder entities, so that the new version commits
+ * with the change and never before it; run it last there, as it holds the lab's row lock until
+ * the commit.
+ */
+export async function bumpLabConfigVersion(em: Em, labId: number): Promise<void> {
+  await em.execute(
+    `INSERT INTO \`md_lab_config_versions\` (\`lab_id\`, \`version\`) VALUES (?, 1)
+ON DUPLICATE KEY UPDATE \`version\` = \`version\` + 1`,
+    [labId],
+    'run',
+  );
+}
