@@ -3,6 +3,7 @@ import { Counter } from 'prom-client';
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Em } from '../db/database.js';
+import { driverQuery, slicesOf } from '../db/driver-query.js';
 import { ConflictError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
 import { writeActivity } from './activity-log.service.js';
@@ -411,6 +412,15 @@ interface ScopedRow {
 const openSlotKey = (row: Pick<ScopedRow, 'user_details_id' | 'bill_id' | 'field_id'>) =>
   `${row.user_details_id}:${row.bill_id ?? 0}:${row.field_id}`;
 
+/** The caller's scope on LabMissingDetails as `d`: their lab, and their organization when they have one. */
+function scopeOf(principal: Principal): { sql: string; values: number[] } {
+  return principal.orgId === null
+    ? { sql: 'd.lab_id = ?', values: [principal.labId] }
+    : { sql: 'd.lab_id = ? AND d.org_id = ?', values: [principal.labId, principal.orgId] };
+}
+
+const ascending = (a: number, b: number) => a - b;
+
 /**
  * Which resolved rows may be reopened without a second unresolved row for the same (patient, bill, field):
  * none where one is already open (the field is flagged already), and of several resolved rows of one
@@ -418,18 +428,25 @@ const openSlotKey = (row: Pick<ScopedRow, 'user_details_id' | 'bill_id' | 'field
  */
 async function reopenableIds(tx: Em, labId: number, resolved: ScopedRow[]): Promise<Set<number>> {
   if (resolved.length === 0) return new Set();
-  const patients = [...new Set(resolved.map((r) => r.user_details_id))];
+  const patients = [...new Set(resolved.map((r) => r.user_details_id))].sort(ascending);
   const fields = [...new Set(resolved.map((r) => r.field_id))];
+  const open: ScopedRow[] = [];
   // Lab-wide, not org-scoped: the one-open-row rule holds whoever can see the other row. FOR UPDATE
   // also holds back a capture that would open a row for these patients until this transaction ends.
-  const open = await tx.execute<ScopedRow[]>(
-    `SELECT id, user_details_id, bill_id, field_id, is_resolved FROM LabMissingDetails
-WHERE lab_id = ? AND is_resolved = 0
-  AND user_details_id IN (${patients.map(() => '?').join(', ')})
-  AND field_id IN (${fields.map(() => '?').join(', ')})
+  // Through the patient index: for a lab with few open rows the optimizer would rather read, and so lock,
+  // every open row of the lab, which holds back captures of all its patients.
+  for (const slice of slicesOf(patients)) {
+    open.push(
+      ...(await driverQuery<ScopedRow[]>(
+        tx,
+        `SELECT id, user_details_id, bill_id, field_id, is_resolved
+FROM LabMissingDetails FORCE INDEX (LabMissingDetails_lab_id_user_details_id_idx)
+WHERE lab_id = ? AND is_resolved = 0 AND user_details_id IN (?) AND field_id IN (?)
 FOR UPDATE`,
-    [labId, ...patients, ...fields],
-  );
+        [labId, slice, fields],
+      )),
+    );
+  }
   const taken = new Set(open.map(openSlotKey));
   const reopen = new Set<number>();
   for (const row of [...resolved].sort((a, b) => Number(b.id) - Number(a.id))) {
@@ -447,54 +464,123 @@ interface ResolutionOutcome {
   skippedIds: number[];
 }
 
-async function applyResolution(
+/** What resolving writes on a row: the time and the resolver, from the caller's role (the other one null). */
+const RESOLVED_SET =
+  'd.is_resolved = 1, d.resolved_at = ?, d.resolved_by_doctor_id = ?, d.resolved_by_lab_user_id = ?, d.updated_at = ?';
+
+/**
+ * Resolving, in slices of ids taken in ascending order (see ID_SLICE): rows are locked in id order, so two
+ * bulk resolves never deadlock on each other. Each row is locked before its manual-resolution record, as
+ * on every other path.
+ */
+async function resolveRows(
   tx: Em,
   principal: Principal,
   input: ResolveLabFieldsInput,
   now: Date,
 ): Promise<ResolutionOutcome> {
-  const found = await tx.execute<ScopedRow[]>(
-    `SELECT id, user_details_id, bill_id, field_id, is_resolved FROM LabMissingDetails
-WHERE lab_id = ?${principal.orgId === null ? '' : ' AND org_id = ?'} AND id IN (${input.ids.map(() => '?').join(', ')})
-FOR UPDATE`,
-    [principal.labId, ...(principal.orgId === null ? [] : [principal.orgId]), ...input.ids],
-  );
-
-  let skippedIds: number[] = [];
-  if (!input.isResolved) {
-    const resolved = found.filter((row) => row.is_resolved);
-    const reopen = await reopenableIds(tx, principal.labId, resolved);
-    skippedIds = resolved.map((row) => Number(row.id)).filter((id) => !reopen.has(id));
+  const scope = scopeOf(principal);
+  const resolver = [
+    principal.role === 'doctor' ? principal.userId : null,
+    principal.role === 'lab_user' ? principal.userId : null,
+  ];
+  const reason = { reasonCode: input.reasonCode ?? undefined, reasonNote: input.reasonNote ?? undefined };
+  const updatedIds: number[] = [];
+  for (const slice of slicesOf([...input.ids].sort(ascending))) {
+    // Rows resolved by hand before (a bulk re-stamp) and their records, in one statement: the record must
+    // follow the row's new resolved_at. STRAIGHT_JOIN keeps the row first. The driver counts matched
+    // rows of both tables, so twice the slice means every id was in scope and had its record.
+    const restamped = await driverQuery(
+      tx,
+      `UPDATE LabMissingDetails d STRAIGHT_JOIN md_lab_field_resolutions r ON r.lab_missing_details_id = d.id
+SET ${RESOLVED_SET},
+  r.reason_code = ?, r.reason_note = ?, r.resolved_at = ?, r.resolved_by_doctor_id = ?, r.resolved_by_lab_user_id = ?,
+  r.org_id = d.org_id
+WHERE ${scope.sql} AND d.id IN (?)`,
+      [
+        now,
+        ...resolver,
+        now,
+        reason.reasonCode ?? null,
+        reason.reasonNote ?? null,
+        now,
+        ...resolver,
+        ...scope.values,
+        slice,
+      ],
+    );
+    if (restamped.affectedRows === 2 * slice.length) {
+      updatedIds.push(...slice);
+      continue;
+    }
+    // The rest of the slice (rows restamped above just match again), then the records they lack.
+    const matched = await driverQuery(
+      tx,
+      `UPDATE LabMissingDetails d SET ${RESOLVED_SET} WHERE ${scope.sql} AND d.id IN (?)`,
+      [now, ...resolver, now, ...scope.values, slice],
+    );
+    // Usually every id is in scope, and the slice is the list of updated ids. Otherwise the matched ones are
+    // read back: exactly those, since under REPEATABLE READ the UPDATE keeps its locks on every row it
+    // looked up, in scope or not, so none can have entered or left the scope since.
+    const inScope =
+      matched.affectedRows === slice.length
+        ? slice
+        : (
+            await driverQuery<Array<{ id: number | string }>>(
+              tx,
+              `SELECT d.id FROM LabMissingDetails d WHERE ${scope.sql} AND d.id IN (?) FOR UPDATE`,
+              [...scope.values, slice],
+            )
+          )
+            .map((row) => Number(row.id))
+            .sort(ascending);
+    // The service's own record of who resolved by hand (and why); without one a resolved row was resolved
+    // by the engine. Only rows whose update went through, in the same transaction.
+    await recordManualResolutions(tx, principal, inScope, reason, now);
+    updatedIds.push(...inScope);
   }
+  return { updatedIds, updatedCount: updatedIds.length, skippedIds: [] };
+}
+
+/** Unresolving: the rows are read and locked first, since which of them may reopen depends on them. */
+async function unresolveRows(
+  tx: Em,
+  principal: Principal,
+  input: ResolveLabFieldsInput,
+  now: Date,
+): Promise<ResolutionOutcome> {
+  const scope = scopeOf(principal);
+  const found: ScopedRow[] = [];
+  for (const slice of slicesOf([...input.ids].sort(ascending))) {
+    found.push(
+      ...(await driverQuery<ScopedRow[]>(
+        tx,
+        `SELECT d.id, d.user_details_id, d.bill_id, d.field_id, d.is_resolved FROM LabMissingDetails d
+WHERE ${scope.sql} AND d.id IN (?)
+FOR UPDATE`,
+        [...scope.values, slice],
+      )),
+    );
+  }
+  found.sort((a, b) => Number(a.id) - Number(b.id));
+  const resolved = found.filter((row) => row.is_resolved);
+  const reopen = await reopenableIds(tx, principal.labId, resolved);
+  const skippedIds = resolved.map((row) => Number(row.id)).filter((id) => !reopen.has(id));
   const skipped = new Set(skippedIds);
   const updatedIds = found.map((row) => Number(row.id)).filter((id) => !skipped.has(id));
-  if (updatedIds.length === 0) return { updatedIds, updatedCount: 0, skippedIds };
-
-  // Raw SQL: the ORM's query building for a 5,000-id IN list costs more than the UPDATE itself.
+  let updatedCount = 0;
   // The ids were read in scope and row-locked just above.
-  const resolver = input.isResolved
-    ? [
-        now,
-        principal.role === 'doctor' ? principal.userId : null,
-        principal.role === 'lab_user' ? principal.userId : null,
-      ]
-    : [null, null, null];
-  const result = await tx.execute<{ affectedRows: number }>(
-    `UPDATE LabMissingDetails
-SET is_resolved = ?, resolved_at = ?, resolved_by_doctor_id = ?, resolved_by_lab_user_id = ?, updated_at = ?
-WHERE lab_id = ? AND id IN (${updatedIds.map(() => '?').join(', ')})`,
-    [input.isResolved ? 1 : 0, ...resolver, now, principal.labId, ...updatedIds],
-    'run',
-  );
-  const updatedCount = result.affectedRows;
-  // The service's own record of who resolved by hand (and why); without one a resolved row was resolved
-  // by the engine. Only rows whose update went through, in the same transaction.
-  if (input.isResolved) {
-    const reason = { reasonCode: input.reasonCode ?? undefined, reasonNote: input.reasonNote ?? undefined };
-    await recordManualResolutions(tx, principal, updatedIds, reason, now);
-  } else {
-    await forgetManualResolutions(tx, principal.labId, updatedIds);
+  for (const slice of slicesOf(updatedIds)) {
+    const result = await driverQuery(
+      tx,
+      `UPDATE LabMissingDetails
+SET is_resolved = 0, resolved_at = NULL, resolved_by_doctor_id = NULL, resolved_by_lab_user_id = NULL, updated_at = ?
+WHERE lab_id = ? AND id IN (?)`,
+      [now, principal.labId, slice],
+    );
+    updatedCount += result.affectedRows;
   }
+  await forgetManualResolutions(tx, principal.labId, updatedIds);
   return { updatedIds, updatedCount, skippedIds };
 }
 
@@ -505,8 +591,8 @@ const DEADLOCK_ATTEMPTS = 3;
  * Marks the caller's rows resolved or unresolved, as the old system did: every id found in the caller's
  * scope counts, an already resolved row is stamped again. Ids outside the scope are ignored silently.
  * Unresolving skips (and does not count) a row whose field is already open for that patient and bill,
- * since reopening it would flag the same missing field twice. One UPDATE and one ActivityLog row, in
- * one transaction.
+ * since reopening it would flag the same missing field twice. All in one transaction, with one
+ * ActivityLog row.
  */
 export async function resolveLabFields(
   em: Em,
@@ -518,7 +604,9 @@ export async function resolveLabFields(
   for (let attempt = 1; ; attempt++) {
     try {
       const outcome = await em.transactional(async (tx) => {
-        const result = await applyResolution(tx, principal, input, now);
+        const result = input.isResolved
+          ? await resolveRows(tx, principal, input, now)
+          : await unresolveRows(tx, principal, input, now);
         await writeActivity(
           tx,
           {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Em } from '../db/database.js';
+import { driverQuery, slicesOf } from '../db/driver-query.js';
 
 /** A UTC `datetime(6)` as the database prints it (see lab-fields.service). */
 type DbTimestamp = string;
@@ -71,9 +72,10 @@ export function checkReasonOnlyWhenResolving(
 const placeholders = (values: readonly unknown[]) => values.map(() => '?').join(', ');
 
 /**
- * Records that these rows (already updated in `tx`, in the caller's scope) were resolved by hand, with
- * the reason when one was given; a row resolved by hand again gets the new record. One statement.
- * `VALUES(col)` is deprecated on MySQL 8.0.20+ but still works there, and is the only form MariaDB has.
+ * Records that these rows (already updated in `tx`, in the caller's scope) were resolved by hand, with the
+ * reason when one was given; a row resolved by hand again gets the new record. One statement per slice of
+ * ids (see ID_SLICE). `VALUES(col)` is deprecated on MySQL 8.0.20+ but still works there, and is the only
+ * form MariaDB has.
  */
 export async function recordManualResolutions(
   tx: Em,
@@ -82,39 +84,41 @@ export async function recordManualResolutions(
   reason: ResolutionReason,
   resolvedAt: Date,
 ): Promise<void> {
-  if (ids.length === 0) return;
-  await tx.execute(
-    `INSERT INTO \`md_lab_field_resolutions\`
+  for (const slice of slicesOf(ids)) {
+    await driverQuery(
+      tx,
+      `INSERT INTO \`md_lab_field_resolutions\`
   (\`lab_missing_details_id\`, \`lab_id\`, \`org_id\`, \`reason_code\`, \`reason_note\`, \`resolved_at\`,
    \`resolved_by_lab_user_id\`, \`resolved_by_doctor_id\`)
 SELECT d.\`id\`, d.\`lab_id\`, d.\`org_id\`, ?, ?, ?, ?, ?
 FROM \`LabMissingDetails\` d
-WHERE d.\`lab_id\` = ? AND d.\`id\` IN (${placeholders(ids)})
+WHERE d.\`lab_id\` = ? AND d.\`id\` IN (?)
 ON DUPLICATE KEY UPDATE \`reason_code\` = VALUES(\`reason_code\`), \`reason_note\` = VALUES(\`reason_note\`),
   \`resolved_at\` = VALUES(\`resolved_at\`), \`org_id\` = VALUES(\`org_id\`),
   \`resolved_by_lab_user_id\` = VALUES(\`resolved_by_lab_user_id\`),
   \`resolved_by_doctor_id\` = VALUES(\`resolved_by_doctor_id\`)`,
-    [
-      reason.reasonCode ?? null,
-      reason.reasonNote ?? null,
-      resolvedAt,
-      principal.role === 'lab_user' ? principal.userId : null,
-      principal.role === 'doctor' ? principal.userId : null,
-      principal.labId,
-      ...ids,
-    ],
-    'run',
-  );
+      [
+        reason.reasonCode ?? null,
+        reason.reasonNote ?? null,
+        resolvedAt,
+        principal.role === 'lab_user' ? principal.userId : null,
+        principal.role === 'doctor' ? principal.userId : null,
+        principal.labId,
+        slice,
+      ],
+    );
+  }
 }
 
 /** Unresolved rows carry no manual resolution any more. */
 export async function forgetManualResolutions(tx: Em, labId: number, ids: readonly number[]): Promise<void> {
-  if (ids.length === 0) return;
-  await tx.execute(
-    `DELETE FROM \`md_lab_field_resolutions\` WHERE \`lab_id\` = ? AND \`lab_missing_details_id\` IN (${placeholders(ids)})`,
-    [labId, ...ids],
-    'run',
-  );
+  for (const slice of slicesOf(ids)) {
+    await driverQuery(
+      tx,
+      'DELETE FROM `md_lab_field_resolutions` WHERE `lab_id` = ? AND `lab_missing_details_id` IN (?)',
+      [labId, slice],
+    );
+  }
 }
 
 export interface StoredReason {
