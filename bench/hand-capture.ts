@@ -4,8 +4,8 @@ import { type Comparable, equalsPlaceholder, isPresent, toComparable } from '../
 
 /**
  * The capture baseline: a patient capture written by hand against mysql2 with the statements the
- * engine (src/services/capture.service.ts) sends: a READ COMMITTED transaction, the patient's open rows,
- * the lab's configs with their placeholder entities, one UPDATE for the resolved rows, one multi-row
+ * engine (src/services/capture.service.ts) sends: a READ COMMITTED transaction, one read of the patient's
+ * open rows and the lab's configs with their placeholder entities, one UPDATE for the resolved rows, one multi-row
  * INSERT IGNORE for the opened ones. Same comparisons (the engine's value mapper), no ORM, no
  * validation, no retries.
  */
@@ -54,26 +54,35 @@ export async function captureByHand(
     await connection.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
     await connection.query('BEGIN');
     const now = new Date();
-    const [patientRows] = (await connection.query(
-      `SELECT d.id, d.bill_id, d.field_id, d.config_id, d.field_value, d.org_id, t.name AS template_name,
-         t.module AS template_module
+    // One read, as the engine sends it: the patient's open rows and the lab's configs with their
+    // templates and placeholder entities (the engine skips the configs while its cache holds the
+    // lab's version; by hand there is no cache, so they always come).
+    const [readRows] = (await connection.query(
+      `SELECT 'row' AS kind, d.id, d.bill_id, d.field_id, d.config_id, d.field_value, d.org_id,
+         t.name AS template_name, t.module AS template_module, NULL AS is_disabled, NULL AS template_active,
+         NULL AS entity_object_id, NULL AS creation_object_id
        FROM LabMissingDetails d JOIN MissingDetailsTemplates t ON t.id = d.field_id
-       WHERE d.lab_id = ? AND d.user_details_id = ? AND d.is_resolved = 0`,
-      [input.lab_id, input.user_details_id],
-    )) as unknown as [OpenRow[]];
-    const open = patientRows.filter((row) => row.template_module === 'patient' && row.bill_id === null);
-    const openConfigIds = [
-      ...new Set(open.flatMap((row) => (row.config_id === null ? [] : [row.config_id]))),
-    ];
-    const [configRows] = (await connection.query(
-      `SELECT c.id, c.field_id, c.field_value, c.is_disabled, c.entity_object_id, t.name AS template_name,
-         t.is_active AS template_active, e.object_id AS creation_object_id
+       WHERE d.lab_id = ? AND d.user_details_id = ? AND d.is_resolved = 0
+       UNION ALL
+       SELECT 'config', c.id, NULL, c.field_id, NULL, c.field_value, NULL, t.name, t.module, c.is_disabled,
+         t.is_active, c.entity_object_id, e.object_id
        FROM LabMissingDetailsConfiguration c
-       JOIN MissingDetailsTemplates t ON t.id = c.field_id AND t.module = 'patient'
+       JOIN MissingDetailsTemplates t ON t.id = c.field_id
        LEFT JOIN MissingDetailsEntityCreation e ON e.lab_id = c.lab_id AND e.config_id = c.id
-       WHERE c.lab_id = ? AND (c.is_disabled = 0${openConfigIds.length ? ' OR c.id IN (?)' : ''})`,
-      openConfigIds.length ? [input.lab_id, openConfigIds] : [input.lab_id],
-    )) as unknown as [ConfigRow[]];
+       WHERE c.lab_id = ?`,
+      [input.lab_id, input.user_details_id, input.lab_id],
+    )) as unknown as [
+      Array<(OpenRow & { kind: 'row' }) | (ConfigRow & { kind: 'config'; template_module: string })>,
+    ];
+    const patientRows = readRows.filter((row): row is OpenRow & { kind: 'row' } => row.kind === 'row');
+    const open = patientRows.filter((row) => row.template_module === 'patient' && row.bill_id === null);
+    const openConfigIds = new Set(open.flatMap((row) => (row.config_id === null ? [] : [row.config_id])));
+    const configRows = readRows.filter(
+      (row): row is ConfigRow & { kind: 'config'; template_module: string } =>
+        row.kind === 'config' &&
+        row.template_module === 'patient' &&
+        (!row.is_disabled || openConfigIds.has(row.id)),
+    );
     const entityIds = new Map<number, Set<number>>();
     for (const c of configRows) {
       const ids = entityIds.get(c.id) ?? new Set<number>();

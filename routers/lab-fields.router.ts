@@ -30,7 +30,7 @@ async function* trackedCounts(events: AsyncIterable<LiveCountEvent>) {
 export const labFieldsRouter = router({
   list: authedProcedure
     .input(listLabFieldsInput)
-    .query(({ ctx, input }) => listLabFields(ctx.deps.db.em(), ctx.principal, input)),
+    .query(({ ctx, input }) => listLabFields(ctx.deps.db.rootEm(), ctx.principal, input)),
   resolve: authedProcedure
     .input(resolveLabFieldsInput)
     .mutation(({ ctx, input }) => resolveLabFields(ctx.deps.db.em(), ctx.principal, input)),

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Principal } from '../src/auth/principal.js';
 import type { TokenClaims } from '../src/auth/token.js';
-import { ID_SLICE } from '../src/db/driver-query.js';
+import { ID_SLICE } from '../src/db/driver-sql.js';
 import { resolveLabFields } from '../src/services/lab-fields.service.js';
 import { type BeyondRow, insertRows } from './support/beyond-fixtures.js';
 import { authHeader, newLabId, startTestApp, type TestApp } from './support/harness.js';

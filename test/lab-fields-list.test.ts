@@ -1,4 +1,6 @@
+import { serializerCompiler } from 'fastify-type-provider-zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listAnswer } from '../src/rest/lab-fields.routes.js';
 import { encodeCursor } from '../src/services/lab-fields.service.js';
 import { authHeader, newLabId, startTestApp, type TestApp } from './support/harness.js';
 
@@ -176,6 +178,31 @@ describe('GET /api-v3/account/missing-details/lab-fields', () => {
     }
     expect(await listIds({ labId }, { is_resolved: '0' })).toEqual([newer, older]);
     expect(await listIds({ labId }, { is_resolved: 'false' })).toEqual([newer, older]);
+  });
+
+  it('writes exactly the bytes its described answer schema would, on open and resolved pages', async () => {
+    const labId = newLabId();
+    await insertRows([
+      { labId, orgId: 9, billId: 4, fieldValue: 'quote " and \\ é', createdAt: '2024-03-01 10:00:00.123456' },
+      { labId, createdAt: '2024-03-02 00:00:00.000000', resolved: { at: '2024-03-04 12:00:00.654321' } },
+      {
+        labId,
+        createdAt: '2024-03-03 00:00:00.000000',
+        resolved: { at: '2024-03-05 12:00:00.000001', labUserId: 7 },
+      },
+    ]);
+    const described = serializerCompiler({ schema: listAnswer, method: 'GET', url: URL_PATH });
+    const queries: Record<string, string>[] = [
+      {},
+      { is_resolved: 'true' },
+      { is_resolved: 'true', limit: '1' },
+    ];
+    for (const query of queries) {
+      const res = await list({ labId }, query);
+      expect(res.statusCode).toBe(200);
+      expect(res.json().results.length).toBeGreaterThan(0);
+      expect(res.body).toBe(described(res.json()));
+    }
   });
 
   it('filters by patient, bill, field module and one or several field ids', async () => {

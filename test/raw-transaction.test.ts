@@ -1,6 +1,6 @@
 import { DriverException } from '@mikro-orm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inRawTransaction } from '../src/db/raw-transaction.js';
+import { inRawTransaction } from '../src/db/driver-sql.js';
 import { newLabId, startTestApp, type TestApp } from './support/harness.js';
 
 let t: TestApp;
@@ -25,7 +25,7 @@ const insertVersion = 'INSERT INTO md_lab_config_versions (lab_id, version) VALU
 describe('a transaction on a raw pooled connection', () => {
   it('commits the writes of work that succeeds and answers its result', async () => {
     const labId = newLabId();
-    const changed = await inRawTransaction(t.db.rawEm(), 'READ COMMITTED', (sql) =>
+    const changed = await inRawTransaction(t.db.rootEm(), 'READ COMMITTED', (sql) =>
       sql.run(insertVersion, [labId]),
     );
     expect(changed).toBe(1);
@@ -36,7 +36,7 @@ describe('a transaction on a raw pooled connection', () => {
     const labId = newLabId();
     const failure = new Error('the work failed after writing');
     await expect(
-      inRawTransaction(t.db.rawEm(), 'READ COMMITTED', async (sql) => {
+      inRawTransaction(t.db.rootEm(), 'READ COMMITTED', async (sql) => {
         await sql.run(insertVersion, [labId]);
         throw failure;
       }),
@@ -46,7 +46,7 @@ describe('a transaction on a raw pooled connection', () => {
 
   it('converts a failed statement as the ORM does, and leaves the connection usable for the next', async () => {
     const labId = newLabId();
-    const error = await inRawTransaction(t.db.rawEm(), 'READ COMMITTED', async (sql) => {
+    const error = await inRawTransaction(t.db.rootEm(), 'READ COMMITTED', async (sql) => {
       await sql.run(insertVersion, [labId]);
       await sql.run(insertVersion, [labId]);
     }).catch((e: unknown) => e);
@@ -55,7 +55,7 @@ describe('a transaction on a raw pooled connection', () => {
     expect(await versionOf(labId)).toBeUndefined();
     // A pool of five: more transactions than connections, so a leaked connection would time out.
     for (let i = 0; i < 8; i++) {
-      await inRawTransaction(t.db.rawEm(), 'READ COMMITTED', (sql) => sql.rows('SELECT 1', []));
+      await inRawTransaction(t.db.rootEm(), 'READ COMMITTED', (sql) => sql.rows('SELECT 1', []));
     }
   });
 });

@@ -6,6 +6,12 @@ import { ServiceUnavailableError } from '../errors.js';
 export type Em = SqlEntityManager<MySqlDriver>;
 
 /**
+ * What a read that sends its own SQL needs of an entity manager: no entities, so no identity map to
+ * keep per request.
+ */
+export type SqlReader = Pick<Em, 'execute' | 'getKnex' | 'getTransactionContext'>;
+
+/**
  * The service's handle on its database. The server listens before the database is reachable,
  * so the ORM arrives later; until then every request that needs it gets a 503.
  */
@@ -37,10 +43,11 @@ export class Database {
   }
 
   /**
-   * The ORM's root entity manager, without a fork: only for paths that take its driver and
-   * connection pool and run hand-written SQL (`inRawTransaction`), never for entities.
+   * The ORM's root entity manager, without a fork: only for paths that send hand-written SQL
+   * (src/db/driver-sql.ts), never for entities. Forking one per request (`em()`) costs more CPU
+   * than such a path's own work in the ORM.
    */
-  rawEm(): Em {
+  rootEm(): Em {
     return this.orm.em as Em;
   }
 

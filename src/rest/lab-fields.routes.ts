@@ -114,7 +114,8 @@ const resolveBody = z
     ),
   );
 
-const listAnswer = z.object({
+/** The list's answer (exported for the test that holds its serializer to it). */
+export const listAnswer = z.object({
   results: z.array(
     // Loose: a key added to the rows passes through even before it is described here.
     z.looseObject({
@@ -145,6 +146,14 @@ const listAnswer = z.object({
 const resolveAnswer = z.object({
   updated_count: z.number().int().describe("The ids found in the caller's scope"),
 });
+
+/**
+ * The list's answer goes out as plain JSON of what the handler built from typed rows: checking up to
+ * 200 rows against `listAnswer` again on the way out cost more CPU than the SELECT. `listAnswer`
+ * still describes the answer in the OpenAPI document, and test/lab-fields-list.test.ts holds the
+ * bytes to what its serializer would write.
+ */
+const listAnswerJson = (answer: z.output<typeof listAnswer>): string => JSON.stringify(answer);
 
 function toSnake(row: LabFieldView) {
   return {
@@ -178,10 +187,10 @@ export const labFieldsRoutes =
       querystring: listQuery,
       response: { 200: listAnswer },
     };
-    app.get(PATH, { schema: listSchema }, async (request) => {
+    app.get(PATH, { schema: listSchema, serializerCompiler: () => listAnswerJson }, async (request) => {
       const principal = await requirePrincipal(deps, request);
       const q = request.query;
-      const page = await listLabFields(deps.db.em(), principal, {
+      const page = await listLabFields(deps.db.rootEm(), principal, {
         ...filtersOfQuery(q),
         limit: q.limit ?? LAB_FIELDS_DEFAULT_LIMIT,
         cursor: q.cursor,

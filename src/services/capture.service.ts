@@ -7,7 +7,7 @@ import { Counter } from 'prom-client';
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Database, Em } from '../db/database.js';
-import { emSession, inRawTransaction, type SqlSession } from '../db/raw-transaction.js';
+import { emSession, inRawTransaction, type SqlSession } from '../db/driver-sql.js';
 import { lookupKey, mappedKeys } from '../engine/field-map.js';
 import {
   type LabConfigCache,
@@ -367,7 +367,7 @@ export async function captureForCaller(
     throw new ForbiddenError(`orgId: you may only capture patients of organization ${principal.orgId}`);
   }
   const orgId = input.orgId ?? principal.orgId;
-  return captureInTransaction(db.rawEm(), principal, { ...input, orgId }, { configCache: db.labConfigs });
+  return captureInTransaction(db.rootEm(), principal, { ...input, orgId }, { configCache: db.labConfigs });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -485,7 +485,7 @@ export async function captureDurably(
   };
   let failure: unknown;
   try {
-    const result = await captureInTransaction(db.rawEm(), principal, input, {
+    const result = await captureInTransaction(db.rootEm(), principal, input, {
       now: capturedAt,
       configCache: db.labConfigs,
     });

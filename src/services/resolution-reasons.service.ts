@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
-import type { Em } from '../db/database.js';
-import { driverQuery, slicesOf } from '../db/driver-query.js';
+import type { Em, SqlReader } from '../db/database.js';
+import { driverQuery, slicesOf } from '../db/driver-sql.js';
 
 /** A UTC `datetime(6)` as the database prints it (see lab-fields.service). */
 type DbTimestamp = string;
@@ -132,7 +132,7 @@ export interface StoredReason {
  * resolved again by some other path (legacy, the engine) never shows an old reason.
  */
 export async function reasonsOf(
-  em: Em,
+  em: SqlReader,
   labId: number,
   rows: ReadonlyArray<{ id: number; resolvedAt: DbTimestamp }>,
 ): Promise<Map<number, StoredReason>> {
