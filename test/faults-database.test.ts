@@ -68,8 +68,9 @@ describe('MariaDB stopped under load', () => {
     expect(read.statusCode).toBe(503);
     expect(read.json().error.code).toBe('SERVICE_UNAVAILABLE');
 
-    await mariadb.start();
+    // Cleared before the restart: answers that arrive while it starts may already succeed.
     down = false;
+    await mariadb.start();
     const restartedAt = Date.now();
     await vi.waitFor(
       async () => {
