@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
@@ -25,6 +24,7 @@ import { MAX_TRPC_BATCH_SIZE, requestLimits } from './limits/limits.plugin.js';
 import { requestLogSerializer } from './limits/log-serializers.js';
 import { metricsRegistry } from './metrics.js';
 import { observeDatabasePool, observeHttpRequests } from './observability/http-metrics.js';
+import { REQUEST_ID_HEADER, requestIdOf } from './observability/request-id.js';
 import { legacyProxy } from './proxy/legacy-proxy.js';
 import { apiDocs } from './rest/api-docs.routes.js';
 import { configsRoutes } from './rest/configs.routes.js';
@@ -99,10 +99,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       ? { loggerInstance: options.loggerInstance }
       : { logger: options.logger ?? loggerOptions(config) }),
     bodyLimit: BODY_LIMIT_BYTES,
-    genReqId: (req) => {
-      const incoming = req.headers['x-request-id'];
-      return typeof incoming === 'string' && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();
-    },
+    genReqId: requestIdOf,
     requestIdHeader: false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
@@ -126,8 +123,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const deps: AppDeps = { config, db, principals, logger: app.log };
   app.decorate('deps', deps);
 
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id);
+  // Callback-style hooks: every request pays them, and an async hook costs a promise each. The
+  // plain proxy path writes legacy's answer itself and adds the header there (plain-relay.ts).
+  app.addHook('onSend', (request, reply, payload, done) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+    done(null, payload);
   });
   observeHttpRequests(app);
   observeDatabasePool(app, db);

@@ -8,6 +8,7 @@ import {
 import type { Principal } from '../src/auth/principal.js';
 import { Database, type Em } from '../src/db/database.js';
 import { ensureDatabaseExists, initOrm, migrateUp } from '../src/db/orm.js';
+import { billFlags, patientFlags } from '../src/services/flags.service.js';
 import {
   encodeCursor,
   type LabFieldsFilters,
@@ -200,6 +201,59 @@ WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'LabMissingDetails'`,
       } finally {
         await admin.end();
       }
+    }
+  });
+});
+
+/** The statements a call sends, as the ORM's query logger sees them (the flags services log there too). */
+async function statementsOf(call: () => Promise<unknown>): Promise<string[]> {
+  const logger = db.orm.config.getLogger();
+  const original = logger.logQuery;
+  const statements: string[] = [];
+  logger.logQuery = (context) => {
+    statements.push(context.query ?? '');
+    original.call(logger, context);
+  };
+  try {
+    await call();
+  } finally {
+    logger.logQuery = original;
+  }
+  return statements;
+}
+
+async function explainAll(sql: string): Promise<PlanRow[]> {
+  return db.em().execute<PlanRow[]>(`EXPLAIN ${sql}`);
+}
+
+describe('the flag query plans', () => {
+  const patients = Array.from({ length: 200 }, (_, i) => 10_000 + i * 7);
+  const bills = Array.from({ length: 200 }, (_, i) => ({
+    billId: 50_000 + i * 3,
+    userDetailsId: 10_000 + i * 3,
+  }));
+
+  it("read a list's patient flags as index ranges of (lab, patient, is_resolved), never the whole lab", async () => {
+    for (const who of [principal(), principal(10)]) {
+      const [sql] = await statementsOf(() => patientFlags(db.rootEm(), who, patients));
+      const plans = await explainAll(sql!);
+      expect(plans).toHaveLength(1);
+      expect(plans[0]!.type, JSON.stringify(plans)).toBe('range');
+      expect(plans[0]!.key, JSON.stringify(plans)).toBe(PATIENT_INDEX);
+    }
+  });
+
+  it("read a list's bill flags through the bill and patient indexes, never the whole lab", async () => {
+    for (const who of [principal(), principal(10)]) {
+      const [sql] = await statementsOf(() => billFlags(db.rootEm(), who, bills));
+      const plans = await explainAll(sql!);
+      // The bill range, then the patient range of the UNION ALL.
+      expect(
+        plans.filter((plan) => plan.table === 'LabMissingDetails').map((plan) => [plan.type, plan.key]),
+      ).toEqual([
+        ['range', BILL_INDEX],
+        ['range', PATIENT_INDEX],
+      ]);
     }
   });
 });

@@ -9,7 +9,7 @@ export type Em = SqlEntityManager<MySqlDriver>;
  * What a read that sends its own SQL needs of an entity manager: no entities, so no identity map to
  * keep per request.
  */
-export type SqlReader = Pick<Em, 'execute' | 'getKnex' | 'getTransactionContext'>;
+export type SqlReader = Pick<Em, 'execute' | 'getKnex' | 'getTransactionContext' | 'config'>;
 
 /**
  * The service's handle on its database. The server listens before the database is reachable,

@@ -50,9 +50,17 @@ export interface WriteResult {
 export async function selectRows<T>(em: SqlReader, sql: string, params: unknown[]): Promise<T[]> {
   if (em.getTransactionContext()) return em.execute<T[]>(sql, params);
   const lender = lenderOf(em);
+  const logger = em.config.getLogger();
+  const started = Date.now();
   const connection = await lender.acquireConnection();
   try {
-    return (await query(connection, sql, params)) as T[];
+    const rows = (await query(connection, sql, params)) as T[];
+    // Through the ORM's query logger like every other statement (debug logging, query counts).
+    logger.logQuery({ level: 'info', query: sql, params, took: Date.now() - started, results: rows.length });
+    return rows;
+  } catch (error) {
+    logger.logQuery({ level: 'error', query: sql, params, took: Date.now() - started });
+    throw error;
   } finally {
     void lender.releaseConnection(connection);
   }

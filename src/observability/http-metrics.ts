@@ -41,11 +41,12 @@ export function routeLabel(request: FastifyRequest): string {
 
 /** Counts and times every answer. Register before the routes. */
 export function observeHttpRequests(app: FastifyInstance): void {
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const method = KNOWN_METHODS.has(request.method) ? request.method : 'OTHER';
     const route = routeLabel(request);
     httpRequests.inc({ method, route, status_code: String(reply.statusCode) });
     httpRequestDuration.observe({ method, route }, reply.elapsedTime / 1000);
+    done();
   });
 }
 

@@ -43,7 +43,7 @@ export const flagRoutes: readonly LegacyAugmentation[] = [
 async function flagPatientRead(input: AugmentInput): Promise<AugmentOutcome> {
   const userDetailsId = positiveId(input.params[0]);
   if (!isPlainObject(input.answer) || userDetailsId === undefined) return untouched('unexpected_answer');
-  const flags = await patientFlags(input.deps.db.em(), input.principal, [userDetailsId]);
+  const flags = await patientFlags(input.deps.db.rootEm(), input.principal, [userDetailsId]);
   return { kind: 'flag', hasMissingFields: flags.get(userDetailsId) ?? false };
 }
 
@@ -53,7 +53,7 @@ async function flagBillRead(input: AugmentInput): Promise<AugmentOutcome> {
   const billId = positiveId(answer.bill_id) ?? positiveId(input.params[0]);
   if (billId === undefined) return untouched('unexpected_answer');
   const userDetailsId = positiveId(answer.user_details_id) ?? null;
-  const flags = await billFlags(input.deps.db.em(), input.principal, [{ billId, userDetailsId }]);
+  const flags = await billFlags(input.deps.db.rootEm(), input.principal, [{ billId, userDetailsId }]);
   return { kind: 'flag', hasMissingFields: flags.get(billId) ?? false };
 }
 
@@ -61,7 +61,7 @@ async function flagReportRead(input: AugmentInput): Promise<AugmentOutcome> {
   const { answer } = input;
   const userDetailsId = isPlainObject(answer) ? positiveId(answer.user_details_id) : undefined;
   if (userDetailsId === undefined) return untouched('unexpected_answer');
-  const flags = await patientFlags(input.deps.db.em(), input.principal, [userDetailsId]);
+  const flags = await patientFlags(input.deps.db.rootEm(), input.principal, [userDetailsId]);
   return { kind: 'flag', hasMissingFields: flags.get(userDetailsId) ?? false };
 }
 
@@ -72,7 +72,7 @@ async function flagReportsList(input: AugmentInput): Promise<AugmentOutcome> {
   const patientOf = (item: unknown) => (isPlainObject(item) ? positiveId(item.user_details_id) : undefined);
   const ids = [...new Set(results.map(patientOf).filter((id): id is number => id !== undefined))];
   if (ids.length === 0) return untouched();
-  const flags = await patientFlags(input.deps.db.em(), input.principal, ids);
+  const flags = await patientFlags(input.deps.db.rootEm(), input.principal, ids);
   // An item without a patient cannot be flagged; it keeps legacy's shape.
   return {
     kind: 'flag_items',

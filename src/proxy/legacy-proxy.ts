@@ -148,9 +148,10 @@ async function answerAugmented(
   };
   if (!read.complete) return passThrough('answer_too_large');
 
+  const text = read.bytes.toString('utf8');
   let answer: unknown;
   try {
-    answer = JSON.parse(read.bytes.toString('utf8'));
+    answer = JSON.parse(text);
   } catch {
     return passThrough('not_json');
   }
@@ -182,7 +183,6 @@ async function answerAugmented(
     });
     if (outcome.kind === 'untouched') return passThrough(outcome.reason);
     if (!isPlainObject(answer)) return passThrough('unexpected_answer');
-    const text = read.bytes.toString('utf8');
     reply.removeHeader('content-length');
     reply.send(
       outcome.kind === 'flag'
