@@ -7,6 +7,7 @@ import { Migration20260102000200BridgeRetries } from './20260102000200-bridge-re
 import { Migration20260102000201BridgeConfigIndex } from './20260102000201-bridge-config-index.js';
 import { Migration20260103000000ResolutionReasons } from './20260103000000-resolution-reasons.js';
 import { Migration20260104000000LabConfigVersions } from './20260104000000-lab-config-versions.js';
+import { Migration20260105000000ManualResolutions } from './20260105000000-manual-resolutions.js';
 
 /** Every reviewed migration, in order. Listed explicitly so tsx, vitest and compiled node load the same set. */
 export const MIGRATIONS: MigrationObject[] = [
@@ -18,4 +19,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20260103000000ResolutionReasons', class: Migration20260103000000ResolutionReasons },
   { name: 'Migration20260102000201BridgeConfigIndex', class: Migration20260102000201BridgeConfigIndex },
   { name: 'Migration20260104000000LabConfigVersions', class: Migration20260104000000LabConfigVersions },
+  { name: 'Migration20260105000000ManualResolutions', class: Migration20260105000000ManualResolutions },
 ];

@@ -3,6 +3,7 @@ import type { Principal } from '../src/auth/principal.js';
 import type { TokenClaims } from '../src/auth/token.js';
 import { ID_SLICE } from '../src/db/driver-sql.js';
 import { resolveLabFields } from '../src/services/lab-fields.service.js';
+import { manualResolutionStamp } from '../src/services/resolution-reasons.service.js';
 import { type BeyondRow, insertRows } from './support/beyond-fixtures.js';
 import { authHeader, newLabId, startTestApp, type TestApp } from './support/harness.js';
 
@@ -54,14 +55,19 @@ interface RecordState {
   resolved_by_lab_user_id: number | null;
 }
 
+/** The manual-resolution record each row's current resolution matches, by row id, with the row's organization. */
 async function recordsById(ids: readonly number[]): Promise<Map<number, RecordState>> {
-  const rows = await t.db.em().execute<Array<RecordState & { lab_missing_details_id: number | string }>>(
-    `SELECT lab_missing_details_id, org_id, reason_code, DATE_FORMAT(resolved_at, '%Y-%m-%d %H:%i:%s.%f') AS resolved_at,
-  resolved_by_doctor_id, resolved_by_lab_user_id
-FROM md_lab_field_resolutions WHERE lab_missing_details_id IN (${placeholders(ids)})`,
+  const rows = await t.db.em().execute<Array<RecordState & { id: number | string }>>(
+    `SELECT d.id, d.org_id, r.reason_code, DATE_FORMAT(r.resolved_at, '%Y-%m-%d %H:%i:%s.%f') AS resolved_at,
+  NULLIF(r.resolved_by_doctor_id, 0) AS resolved_by_doctor_id, NULLIF(r.resolved_by_lab_user_id, 0) AS resolved_by_lab_user_id
+FROM LabMissingDetails d
+JOIN md_manual_resolutions r ON r.lab_id = d.lab_id AND r.resolved_at = d.resolved_at
+  AND r.resolved_by_lab_user_id = COALESCE(d.resolved_by_lab_user_id, 0)
+  AND r.resolved_by_doctor_id = COALESCE(d.resolved_by_doctor_id, 0)
+WHERE d.is_resolved = 1 AND d.id IN (${placeholders(ids)})`,
     [...ids],
   );
-  return new Map(rows.map(({ lab_missing_details_id, ...row }) => [Number(lab_missing_details_id), row]));
+  return new Map(rows.map(({ id, ...row }) => [Number(id), row]));
 }
 
 async function auditDetails(labId: number): Promise<Array<{ updated_count: number; updated_ids: number[] }>> {
@@ -205,6 +211,45 @@ describe('bulk resolve over several slices of ids', () => {
     ]);
   });
 
+  it('lets the later of two calls by one resolver with the very same stamp give the reason of both', async () => {
+    const labId = newLabId();
+    const [first, second] = await insertRows(t.db, [{ labId }, { labId }]);
+    const principal: Principal = { labId, userId: 41, role: 'lab_user', orgId: null, via: 'jwt' };
+    const now = new Date('2025-06-02T10:00:00.456Z');
+    await resolveLabFields(
+      t.db.em(),
+      principal,
+      { ids: [first!], isResolved: true, reasonCode: 'masked' },
+      now,
+    );
+    await resolveLabFields(
+      t.db.em(),
+      principal,
+      { ids: [second!], isResolved: true, reasonCode: 'not-asked' },
+      now,
+    );
+    const records = await recordsById([first!, second!]);
+    expect([...records.values()].map((r) => r.reason_code)).toEqual(['not-asked', 'not-asked']);
+  });
+
+  it('stamps rows and their record with the same microsecond, never twice the same in one process, never on a whole millisecond', async () => {
+    const stamps = Array.from({ length: 3_000 }, () => manualResolutionStamp().resolvedAt);
+    for (const stamp of stamps) {
+      expect(stamp).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$/);
+      expect(stamp.endsWith('000')).toBe(false);
+    }
+    expect([...stamps].sort()).toEqual(stamps);
+    expect(new Set(stamps).size).toBe(stamps.length);
+    expect(Math.abs(Date.parse(`${stamps[0]!.replace(' ', 'T')}Z`) - Date.now())).toBeLessThan(5_000);
+
+    const labId = newLabId();
+    const [id] = await insertRows(t.db, [{ labId }]);
+    await patch({ labId, userId: 41 }, { ids: [id], is_resolved: true });
+    const row = (await rowsById([id!])).get(id!)!;
+    expect(row.resolved_at).toMatch(/\.\d{6}$/);
+    expect((await recordsById([id!])).get(id!)).toMatchObject({ resolved_at: row.resolved_at });
+  });
+
   it("takes the record's organization from the row when a row is resolved by hand again", async () => {
     const labId = newLabId();
     const [id] = await insertRows(t.db, [{ labId, orgId: 9 }]);
@@ -227,7 +272,12 @@ describe('bulk resolve over several slices of ids', () => {
 
     const { finished, result } = await finishesWhileLocked(
       foreign!,
-      'SELECT * FROM md_lab_field_resolutions WHERE lab_missing_details_id = ? FOR UPDATE',
+      // Exactly the other lab's record (its whole primary key): a record lock, no gap.
+      `SELECT r.* FROM LabMissingDetails d
+JOIN md_manual_resolutions r ON r.lab_id = d.lab_id AND r.resolved_at = d.resolved_at
+  AND r.resolved_by_lab_user_id = COALESCE(d.resolved_by_lab_user_id, 0)
+  AND r.resolved_by_doctor_id = COALESCE(d.resolved_by_doctor_id, 0)
+WHERE d.id = ? FOR UPDATE`,
       () => patch({ labId, userId: 41 }, { ids, is_resolved: true }),
     );
     expect(finished).toBe(true);

@@ -43,21 +43,27 @@ async function trpc(claims: TokenClaims, path: string, input: unknown) {
       });
 }
 
+/** The manual-resolution record each row's current resolution matches, by row id (none: not resolved by hand). */
 async function records(ids: number[]) {
   const rows = await t.db.em().execute<
     Array<{
-      lab_missing_details_id: number | string;
+      id: number | string;
       reason_code: string | null;
       reason_note: string | null;
       resolved_by_lab_user_id: number | null;
       resolved_by_doctor_id: number | null;
     }>
   >(
-    `SELECT lab_missing_details_id, reason_code, reason_note, resolved_by_lab_user_id, resolved_by_doctor_id
-FROM md_lab_field_resolutions WHERE lab_missing_details_id IN (${ids.map(() => '?').join(', ')})`,
+    `SELECT d.id, r.reason_code, r.reason_note,
+  NULLIF(r.resolved_by_lab_user_id, 0) AS resolved_by_lab_user_id, NULLIF(r.resolved_by_doctor_id, 0) AS resolved_by_doctor_id
+FROM LabMissingDetails d
+JOIN md_manual_resolutions r ON r.lab_id = d.lab_id AND r.resolved_at = d.resolved_at
+  AND r.resolved_by_lab_user_id = COALESCE(d.resolved_by_lab_user_id, 0)
+  AND r.resolved_by_doctor_id = COALESCE(d.resolved_by_doctor_id, 0)
+WHERE d.is_resolved = 1 AND d.id IN (${ids.map(() => '?').join(', ')})`,
     ids,
   );
-  return new Map(rows.map((row) => [Number(row.lab_missing_details_id), row]));
+  return new Map(rows.map((row) => [Number(row.id), row]));
 }
 
 describe('resolving by hand with a data-absent reason', () => {
@@ -131,6 +137,67 @@ describe('resolving by hand with a data-absent reason', () => {
     const [reopened] = await list({ labId, userId: 7 });
     expect(reopened).toMatchObject({ id, is_resolved: false });
     expect(reopened).not.toHaveProperty('reason_code');
+  });
+
+  it('keeps the reason of a row stamped again by hand only when the new call gives it', async () => {
+    const labId = newLabId();
+    const [id, untouched] = await insertRows(t.db, [{ labId }, { labId }]);
+    await patch({ labId, userId: 7 }, { ids: [id, untouched], is_resolved: true, reason_code: 'masked' });
+    await patch({ labId, userId: 7 }, { ids: [id], is_resolved: true });
+    const afterPlain = await records([id!, untouched!]);
+    expect(afterPlain.get(id!)).toMatchObject({
+      reason_code: null,
+      reason_note: null,
+      resolved_by_lab_user_id: 7,
+    });
+    // The row left out of the second call keeps the first call's record.
+    expect(afterPlain.get(untouched!)).toMatchObject({ reason_code: 'masked' });
+
+    await patch(
+      { labId, userId: 7 },
+      { ids: [id], is_resolved: true, reason_code: 'not-asked', reason_note: 'Again' },
+    );
+    const rows = await list({ labId, userId: 7 }, '?is_resolved=true');
+    expect(rows.find((row) => row.id === id)).toMatchObject({
+      reason_code: 'not-asked',
+      reason_note: 'Again',
+    });
+    expect(rows.find((row) => row.id === untouched)).toMatchObject({
+      reason_code: 'masked',
+      reason_note: null,
+    });
+  });
+
+  it('writes one record per resolve call, whatever the number of rows', async () => {
+    const labId = newLabId();
+    const ids = await insertRows(
+      t.db,
+      Array.from({ length: 25 }, () => ({ labId })),
+    );
+    await patch({ labId, userId: 7 }, { ids, is_resolved: true, reason_code: 'asked-unknown' });
+    const [count] = await t.db
+      .em()
+      .execute<Array<{ n: number | string }>>(
+        'SELECT COUNT(*) AS n FROM md_manual_resolutions WHERE lab_id = ?',
+        [labId],
+      );
+    expect(Number(count!.n)).toBe(1);
+    expect([...(await records(ids)).values()].every((r) => r.reason_code === 'asked-unknown')).toBe(true);
+  });
+
+  it('does not take a row resolved by someone else at the same microsecond for a manual resolution', async () => {
+    const labId = newLabId();
+    const [byHand, byOther] = await insertRows(t.db, [{ labId }, { labId }]);
+    await patch({ labId, userId: 7 }, { ids: [byHand], is_resolved: true, reason_code: 'masked' });
+    // Legacy stamps the other row with the very same time, as another user.
+    await t.db.em().execute(
+      `UPDATE LabMissingDetails o JOIN LabMissingDetails h ON h.id = ?
+SET o.is_resolved = 1, o.resolved_at = h.resolved_at, o.resolved_by_lab_user_id = 8 WHERE o.id = ?`,
+      [byHand, byOther],
+    );
+    const rows = await list({ labId, userId: 7 }, '?is_resolved=true');
+    expect(rows.find((row) => row.id === byHand)).toMatchObject({ reason_code: 'masked' });
+    expect(rows.find((row) => row.id === byOther)).toMatchObject({ reason_code: null });
   });
 
   it('never shows a reason that belongs to an earlier resolution of a row resolved again elsewhere', async () => {

@@ -208,6 +208,33 @@ describe('GET /api-v3/account/missing-details/summary: resolutions', () => {
     });
   });
 
+  it('counts a row reopened and then resolved by the engine as automatic, without its earlier reason', async () => {
+    const labId = newLabId();
+    const claims = { labId, userId: 7 };
+    const patient = 4_500_000 + Math.floor(Math.random() * 100_000);
+    const [id] = await insertRows(t.db, [{ labId, userDetailsId: patient, createdAt: hoursAgo(5) }]);
+    await post(claims, LIST, { ids: [id], is_resolved: true, reason_code: 'asked-declined' });
+    expect((await summary(claims)).json().resolved).toMatchObject({ by_hand: 1, automatic: 0 });
+
+    await post(claims, LIST, { ids: [id], is_resolved: false });
+    const captured = await post(claims, '/trpc/capture.patient', {
+      userDetailsId: patient,
+      values: { email: 'asha@example.com' },
+    });
+    expect(captured.json().result.data).toMatchObject({ resolved: 1 });
+
+    expect((await summary(claims)).json().resolved).toMatchObject({
+      total: 1,
+      by_hand: 0,
+      automatic: 1,
+      by_reason: [],
+    });
+    const listed = await t.app.inject({ url: `${LIST}?is_resolved=true`, headers: await authHeader(claims) });
+    expect(listed.json().results).toEqual([
+      expect.objectContaining({ id, reason_code: null, reason_note: null }),
+    ]);
+  });
+
   it('scopes the resolutions and their reasons to the caller organization', async () => {
     const labId = newLabId();
     const [org9, org10] = await insertRows(t.db, [
@@ -326,6 +353,7 @@ describe('summary queries', () => {
     table: string | null;
     type: string | null;
     key: string | null;
+    ref?: string | null;
     Extra?: string | null;
   }
   const explain = (sql: string, params: unknown[]) => t.db.em().execute<PlanRow[]>(`EXPLAIN ${sql}`, params);
@@ -359,6 +387,24 @@ describe('summary queries', () => {
           expect(row.key, JSON.stringify(plan)).not.toBeNull();
         }
       }
+      // The manual records of the window as a range of their primary key, each joined to its rows on
+      // (lab_id, is_resolved, resolved_at) of the summary index, whatever the caller's scope.
+      const windowPlan = await explain(window.sql, window.params);
+      expect(
+        windowPlan.find((row) => row.table === 'r'),
+        JSON.stringify(windowPlan),
+      ).toMatchObject({
+        type: 'range',
+        key: 'PRIMARY',
+      });
+      expect(
+        windowPlan.find((row) => row.table === 'd'),
+        JSON.stringify(windowPlan),
+      ).toMatchObject({
+        type: 'ref',
+        key: SUMMARY_INDEX.name,
+        ref: expect.stringMatching(/r\.resolved_at$/),
+      });
       if (principal.orgId === null) {
         const plan = await explain(open.sql, open.params);
         expect(plan.find((row) => row.table === 'LabMissingDetails')).toMatchObject({

@@ -165,9 +165,13 @@ ORDER BY t.\`sort_order\`, t.\`id\``,
 /**
  * The window's resolutions in one statement of two parts. Part `d`: the durations, ranked in the
  * database (ROW_NUMBER over the index range of resolved_at), returning only ranks 1, ⌈n/2⌉ and ⌈0.9n⌉
- * with the window's count and how many predate the tracking; part `r`: manual resolutions by reason,
- * from the service's table (its (lab_id, resolved_at, org_id, reason_code) index), each checked against its row by primary
- * key so a stale record never counts.
+ * with the window's count and how many predate the tracking; part `r`: manual resolutions by reason, the
+ * rows of LabMissingDetails that a record of the window matches (one record per resolve call, read as a
+ * range of its primary key (lab_id, resolved_at, …), each joined to its rows through the summary index
+ * (lab_id, is_resolved, resolved_at)), so a row stamped again since, by any path, never counts; the
+ * organization is the row's. The index is forced: for an org-scoped caller the optimizer may otherwise take
+ * the org list index (lab_id, org_id, is_resolved, …), which reads every resolved row of the organization
+ * for each record.
  */
 export function resolvedWindowQuery(
   principal: Principal,
@@ -177,7 +181,7 @@ export function resolvedWindowQuery(
 ): SqlQuery {
   const org = principal.orgId === null ? [] : [principal.orgId];
   const durationOrg = principal.orgId === null ? '' : ' AND `org_id` = ?';
-  const recordOrg = principal.orgId === null ? '' : ' AND r.`org_id` = ?';
+  const rowOrg = principal.orgId === null ? '' : ' AND d.`org_id` = ?';
   const duration = 'GREATEST(TIMESTAMPDIFF(MICROSECOND, `created_at`, `resolved_at`), 0)';
   return {
     sql: `SELECT 'd' AS part, x.rn, x.n, x.untracked, x.micros, NULL AS reason_code
@@ -192,10 +196,12 @@ FROM (
 WHERE x.rn = 1 OR x.rn = CEIL(x.n * 0.5) OR x.rn = CEIL(x.n * 0.9)
 UNION ALL
 SELECT 'r', NULL, COUNT(*), NULL, NULL, r.\`reason_code\`
-FROM \`md_lab_field_resolutions\` r
-JOIN \`LabMissingDetails\` d ON d.\`id\` = r.\`lab_missing_details_id\` AND d.\`is_resolved\` = 1
+FROM \`md_manual_resolutions\` r
+STRAIGHT_JOIN \`LabMissingDetails\` d FORCE INDEX (\`LabMissingDetails_lab_resolved_at_field_idx\`) ON d.\`lab_id\` = r.\`lab_id\` AND d.\`is_resolved\` = 1
   AND d.\`resolved_at\` = r.\`resolved_at\`
-WHERE r.\`lab_id\` = ?${recordOrg} AND r.\`resolved_at\` >= ? AND r.\`resolved_at\` <= ?
+  AND COALESCE(d.\`resolved_by_lab_user_id\`, 0) = r.\`resolved_by_lab_user_id\`
+  AND COALESCE(d.\`resolved_by_doctor_id\`, 0) = r.\`resolved_by_doctor_id\`${rowOrg}
+WHERE r.\`lab_id\` = ? AND r.\`resolved_at\` >= ? AND r.\`resolved_at\` <= ?
 GROUP BY r.\`reason_code\``,
     params: [
       trackedSince ?? '9999-12-31 23:59:59.999999',
@@ -203,8 +209,8 @@ GROUP BY r.\`reason_code\``,
       from,
       to,
       ...org,
-      principal.labId,
       ...org,
+      principal.labId,
       from,
       to,
     ],

@@ -9,12 +9,12 @@ import { metricsRegistry } from '../metrics.js';
 import { writeActivity } from './activity-log.service.js';
 import {
   checkReasonOnlyWhenResolving,
-  forgetManualResolutions,
+  manualResolutionStamp,
   type ReasonCode,
   reasonCodeSchema,
   reasonNoteSchema,
   reasonsOf,
-  recordManualResolutions,
+  recordManualResolution,
 } from './resolution-reasons.service.js';
 import { type FieldModule, MODULES } from './templates.service.js';
 
@@ -386,7 +386,16 @@ export async function listLabFields(
     em,
     principal.labId,
     page.flatMap((row) =>
-      row.resolved_at_text === null ? [] : [{ id: Number(row.id), resolvedAt: row.resolved_at_text }],
+      row.resolved_at_text === null
+        ? []
+        : [
+            {
+              id: Number(row.id),
+              resolvedAt: row.resolved_at_text,
+              resolvedByLabUserId: row.resolved_by_lab_user_id,
+              resolvedByDoctorId: row.resolved_by_doctor_id,
+            },
+          ],
     ),
   );
   const results = page.map((row) => {
@@ -474,54 +483,26 @@ const RESOLVED_SET =
 
 /**
  * Resolving, in slices of ids taken in ascending order (see ID_SLICE): rows are locked in id order, so two
- * bulk resolves never deadlock on each other. Each row is locked before its manual-resolution record, as
- * on every other path.
+ * bulk resolves never deadlock on each other. Then the call's one manual-resolution record, after every
+ * row is locked, as on every other path.
  */
 async function resolveRows(
   tx: Em,
   principal: Principal,
   input: ResolveLabFieldsInput,
-  now: Date,
+  resolvedAt: DbTimestamp,
 ): Promise<ResolutionOutcome> {
   const scope = scopeOf(principal);
   const resolver = [
     principal.role === 'doctor' ? principal.userId : null,
     principal.role === 'lab_user' ? principal.userId : null,
   ];
-  const reason = { reasonCode: input.reasonCode ?? undefined, reasonNote: input.reasonNote ?? undefined };
   const updatedIds: number[] = [];
   for (const slice of slicesOf([...input.ids].sort(ascending))) {
-    // Rows resolved by hand before (a bulk re-stamp) and their records, in one statement: the record must
-    // follow the row's new resolved_at. STRAIGHT_JOIN keeps the row first. The driver counts matched
-    // rows of both tables, so twice the slice means every id was in scope and had its record.
-    const restamped = await driverQuery(
-      tx,
-      `UPDATE LabMissingDetails d STRAIGHT_JOIN md_lab_field_resolutions r ON r.lab_missing_details_id = d.id
-SET ${RESOLVED_SET},
-  r.reason_code = ?, r.reason_note = ?, r.resolved_at = ?, r.resolved_by_doctor_id = ?, r.resolved_by_lab_user_id = ?,
-  r.org_id = d.org_id
-WHERE ${scope.sql} AND d.id IN (?)`,
-      [
-        now,
-        ...resolver,
-        now,
-        reason.reasonCode ?? null,
-        reason.reasonNote ?? null,
-        now,
-        ...resolver,
-        ...scope.values,
-        slice,
-      ],
-    );
-    if (restamped.affectedRows === 2 * slice.length) {
-      updatedIds.push(...slice);
-      continue;
-    }
-    // The rest of the slice (rows restamped above just match again), then the records they lack.
     const matched = await driverQuery(
       tx,
       `UPDATE LabMissingDetails d SET ${RESOLVED_SET} WHERE ${scope.sql} AND d.id IN (?)`,
-      [now, ...resolver, now, ...scope.values, slice],
+      [resolvedAt, ...resolver, resolvedAt, ...scope.values, slice],
     );
     // Usually every id is in scope, and the slice is the list of updated ids. Otherwise the matched ones are
     // read back: exactly those, since under REPEATABLE READ the UPDATE keeps its locks on every row it
@@ -538,10 +519,17 @@ WHERE ${scope.sql} AND d.id IN (?)`,
           )
             .map((row) => Number(row.id))
             .sort(ascending);
-    // The service's own record of who resolved by hand (and why); without one a resolved row was resolved
-    // by the engine. Only rows whose update went through, in the same transaction.
-    await recordManualResolutions(tx, principal, inScope, reason, now);
     updatedIds.push(...inScope);
+  }
+  // The service's own record of who resolved by hand (and why), matching every row just stamped; a resolved
+  // row that no record matches was resolved by the engine (or legacy). Only when some row went through.
+  if (updatedIds.length > 0) {
+    await recordManualResolution(
+      tx,
+      principal,
+      { reasonCode: input.reasonCode ?? undefined, reasonNote: input.reasonNote ?? undefined },
+      resolvedAt,
+    );
   }
   return { updatedIds, updatedCount: updatedIds.length, skippedIds: [] };
 }
@@ -551,7 +539,7 @@ async function unresolveRows(
   tx: Em,
   principal: Principal,
   input: ResolveLabFieldsInput,
-  now: Date,
+  now: DbTimestamp,
 ): Promise<ResolutionOutcome> {
   const scope = scopeOf(principal);
   const found: ScopedRow[] = [];
@@ -584,7 +572,8 @@ WHERE lab_id = ? AND id IN (?)`,
     );
     updatedCount += result.affectedRows;
   }
-  await forgetManualResolutions(tx, principal.labId, updatedIds);
+  // The rows' records need no change: an open row matches none (no resolved_at), and a later resolution
+  // of the row gets a new stamp.
   return { updatedIds, updatedCount, skippedIds };
 }
 
@@ -596,21 +585,22 @@ const DEADLOCK_ATTEMPTS = 3;
  * scope counts, an already resolved row is stamped again. Ids outside the scope are ignored silently.
  * Unresolving skips (and does not count) a row whose field is already open for that patient and bill,
  * since reopening it would flag the same missing field twice. All in one transaction, with one
- * ActivityLog row.
+ * ActivityLog row. `now` is an injected clock (tests); by default the stamp is the current microsecond.
  */
 export async function resolveLabFields(
   em: Em,
   principal: Principal,
   input: ResolveLabFieldsInput,
-  now = new Date(),
+  now?: Date,
 ): Promise<{ updatedCount: number }> {
   const direction = input.isResolved ? 'resolve' : 'unresolve';
+  const stamp = manualResolutionStamp(now);
   for (let attempt = 1; ; attempt++) {
     try {
       const outcome = await em.transactional(async (tx) => {
         const result = input.isResolved
-          ? await resolveRows(tx, principal, input, now)
-          : await unresolveRows(tx, principal, input, now);
+          ? await resolveRows(tx, principal, input, stamp.resolvedAt)
+          : await unresolveRows(tx, principal, input, stamp.resolvedAt);
         await writeActivity(
           tx,
           {
@@ -636,7 +626,7 @@ export async function resolveLabFields(
               ...(result.skippedIds.length ? { skipped_open_field_ids: result.skippedIds } : {}),
             },
           },
-          now,
+          stamp.at,
         );
         return result;
       });

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Em, SqlReader } from '../db/database.js';
-import { driverQuery, slicesOf } from '../db/driver-sql.js';
+import { driverQuery } from '../db/driver-sql.js';
 
 /** A UTC `datetime(6)` as the database prints it (see lab-fields.service). */
 type DbTimestamp = string;
@@ -71,54 +71,82 @@ export function checkReasonOnlyWhenResolving(
 
 const placeholders = (values: readonly unknown[]) => values.map(() => '?').join(', ');
 
-/**
- * Records that these rows (already updated in `tx`, in the caller's scope) were resolved by hand, with the
- * reason when one was given; a row resolved by hand again gets the new record. One statement per slice of
- * ids (see ID_SLICE). `VALUES(col)` is deprecated on MySQL 8.0.20+ but still works there, and is the only
- * form MariaDB has.
- */
-export async function recordManualResolutions(
-  tx: Em,
-  principal: Principal,
-  ids: readonly number[],
-  reason: ResolutionReason,
-  resolvedAt: Date,
-): Promise<void> {
-  for (const slice of slicesOf(ids)) {
-    await driverQuery(
-      tx,
-      `INSERT INTO \`md_lab_field_resolutions\`
-  (\`lab_missing_details_id\`, \`lab_id\`, \`org_id\`, \`reason_code\`, \`reason_note\`, \`resolved_at\`,
-   \`resolved_by_lab_user_id\`, \`resolved_by_doctor_id\`)
-SELECT d.\`id\`, d.\`lab_id\`, d.\`org_id\`, ?, ?, ?, ?, ?
-FROM \`LabMissingDetails\` d
-WHERE d.\`lab_id\` = ? AND d.\`id\` IN (?)
-ON DUPLICATE KEY UPDATE \`reason_code\` = VALUES(\`reason_code\`), \`reason_note\` = VALUES(\`reason_note\`),
-  \`resolved_at\` = VALUES(\`resolved_at\`), \`org_id\` = VALUES(\`org_id\`),
-  \`resolved_by_lab_user_id\` = VALUES(\`resolved_by_lab_user_id\`),
-  \`resolved_by_doctor_id\` = VALUES(\`resolved_by_doctor_id\`)`,
-      [
-        reason.reasonCode ?? null,
-        reason.reasonNote ?? null,
-        resolvedAt,
-        principal.role === 'lab_user' ? principal.userId : null,
-        principal.role === 'doctor' ? principal.userId : null,
-        principal.labId,
-        slice,
-      ],
-    );
-  }
+const pad = (n: number, width = 2) => String(n).padStart(width, '0');
+
+/** Microseconds since the epoch as a UTC `datetime(6)` literal. */
+function dbTimestampOfMicros(micros: number): DbTimestamp {
+  const date = new Date(Math.floor(micros / 1_000));
+  return (
+    `${pad(date.getUTCFullYear(), 4)}-${pad(date.getUTCMonth() + 1)}-${pad(date.getUTCDate())} ` +
+    `${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())}.${pad(micros % 1_000_000, 6)}`
+  );
 }
 
-/** Unresolved rows carry no manual resolution any more. */
-export async function forgetManualResolutions(tx: Em, labId: number, ids: readonly number[]): Promise<void> {
-  for (const slice of slicesOf(ids)) {
-    await driverQuery(
-      tx,
-      'DELETE FROM `md_lab_field_resolutions` WHERE `lab_id` = ? AND `lab_missing_details_id` IN (?)',
-      [labId, slice],
-    );
-  }
+/** The time of a manual resolve: what its rows and its record are stamped with, and when it is logged. */
+export interface ResolutionStamp {
+  /** Written, as this very string, to the rows' `resolved_at` and to the record: identical values, no rounding. */
+  resolvedAt: DbTimestamp;
+  /** The same instant to the millisecond, for the ActivityLog. */
+  at: Date;
+}
+
+let lastStampMicros = 0;
+
+/**
+ * A manual resolve's stamp, to the microsecond (the columns are datetime(6)), so that a record (keyed by
+ * lab, resolved_at and resolver) stands for one call: the wall clock's millisecond with the monotonic
+ * clock's sub-millisecond digits, never on a whole millisecond, and never the same twice in one process. Two calls of one resolver in
+ * one lab can still share a stamp across instances (or with an injected clock): their record is upserted
+ * and the later call's reason wins for the rows of both. An injected clock (`now`, tests) is taken as
+ * it is, to the millisecond.
+ */
+export function manualResolutionStamp(now?: Date): ResolutionStamp {
+  if (now) return { resolvedAt: dbTimestampOfMicros(now.getTime() * 1_000), at: now };
+  const subMillisecond = Math.floor((performance.now() % 1) * 1_000);
+  let micros = Math.max(Date.now() * 1_000 + subMillisecond, lastStampMicros + 1);
+  // Never on a whole millisecond: the engine stamps rows with a Date (milliseconds) and the capturing
+  // user as resolver, so such a stamp could otherwise match a record of the same user.
+  if (micros % 1_000 === 0) micros += 1;
+  lastStampMicros = micros;
+  return { resolvedAt: dbTimestampOfMicros(micros), at: new Date(Math.floor(micros / 1_000)) };
+}
+
+/** How a record names its resolver: the principal's id in the column of its role, 0 in the other. */
+export function resolverColumns(principal: Principal): { labUserId: number; doctorId: number } {
+  return principal.role === 'doctor'
+    ? { labUserId: 0, doctorId: principal.userId }
+    : { labUserId: principal.userId, doctorId: 0 };
+}
+
+/**
+ * Records that the caller's rows stamped `resolvedAt` (already updated in `tx`) were resolved by hand, with
+ * the reason when one was given: one record for the whole call, whatever the number of rows (see migration
+ * 20260105000000-manual-resolutions). A second call of the same resolver in the same lab with the same
+ * stamp replaces the reason. `VALUES(col)` is deprecated on MySQL 8.0.20+ but still works there, and is
+ * the only form MariaDB has.
+ */
+export async function recordManualResolution(
+  tx: Em,
+  principal: Principal,
+  reason: ResolutionReason,
+  resolvedAt: DbTimestamp,
+): Promise<void> {
+  const resolver = resolverColumns(principal);
+  await driverQuery(
+    tx,
+    `INSERT INTO \`md_manual_resolutions\`
+  (\`lab_id\`, \`resolved_at\`, \`resolved_by_lab_user_id\`, \`resolved_by_doctor_id\`, \`reason_code\`, \`reason_note\`)
+VALUES (?, ?, ?, ?, ?, ?)
+ON DUPLICATE KEY UPDATE \`reason_code\` = VALUES(\`reason_code\`), \`reason_note\` = VALUES(\`reason_note\`)`,
+    [
+      principal.labId,
+      resolvedAt,
+      resolver.labUserId,
+      resolver.doctorId,
+      reason.reasonCode ?? null,
+      reason.reasonNote ?? null,
+    ],
+  );
 }
 
 export interface StoredReason {
@@ -126,37 +154,56 @@ export interface StoredReason {
   reasonNote: string | null;
 }
 
+/** A resolved row as the listing reads it. */
+export interface ResolvedRowKey {
+  id: number;
+  resolvedAt: DbTimestamp;
+  resolvedByLabUserId: number | null;
+  resolvedByDoctorId: number | null;
+}
+
+const recordKey = (resolvedAt: DbTimestamp, labUserId: number | null, doctorId: number | null) =>
+  `${resolvedAt}|${labUserId ?? 0}|${doctorId ?? 0}`;
+
 /**
- * The reasons of these resolved rows' manual resolutions, by row id (a primary-key lookup per row). A
- * record only counts while it matches the row's current resolution (`resolved_at`), so a row reopened and
- * resolved again by some other path (legacy, the engine) never shows an old reason.
+ * The reasons of these resolved rows' manual resolutions, by row id: the records of the page's distinct
+ * stamps (a primary-key range per stamp), matched to each row by stamp and resolver. A row stamped again by
+ * any other path (legacy, the engine after a reopen) has another stamp or resolver, so it never shows the
+ * reason of an earlier resolution.
  */
 export async function reasonsOf(
   em: SqlReader,
   labId: number,
-  rows: ReadonlyArray<{ id: number; resolvedAt: DbTimestamp }>,
+  rows: readonly ResolvedRowKey[],
 ): Promise<Map<number, StoredReason>> {
   if (rows.length === 0) return new Map();
+  const stamps = [...new Set(rows.map((row) => row.resolvedAt))];
   const found = await em.execute<
     Array<{
-      lab_missing_details_id: number | string;
+      resolved_at_text: DbTimestamp;
+      resolved_by_lab_user_id: number;
+      resolved_by_doctor_id: number;
       reason_code: ReasonCode | null;
       reason_note: string | null;
-      resolved_at_text: DbTimestamp;
     }>
   >(
-    `SELECT \`lab_missing_details_id\`, \`reason_code\`, \`reason_note\`,
-  DATE_FORMAT(\`resolved_at\`, '%Y-%m-%d %H:%i:%s.%f') AS resolved_at_text
-FROM \`md_lab_field_resolutions\`
-WHERE \`lab_missing_details_id\` IN (${placeholders(rows)}) AND \`lab_id\` = ?`,
-    [...rows.map((row) => row.id), labId],
+    `SELECT DATE_FORMAT(\`resolved_at\`, '%Y-%m-%d %H:%i:%s.%f') AS resolved_at_text,
+  \`resolved_by_lab_user_id\`, \`resolved_by_doctor_id\`, \`reason_code\`, \`reason_note\`
+FROM \`md_manual_resolutions\`
+WHERE \`lab_id\` = ? AND \`resolved_at\` IN (${placeholders(stamps)})`,
+    [labId, ...stamps],
   );
-  const current = new Map(rows.map((row) => [row.id, row.resolvedAt]));
+  if (found.length === 0) return new Map();
+  const records = new Map(
+    found.map((record) => [
+      recordKey(record.resolved_at_text, record.resolved_by_lab_user_id, record.resolved_by_doctor_id),
+      { reasonCode: record.reason_code, reasonNote: record.reason_note },
+    ]),
+  );
   const reasons = new Map<number, StoredReason>();
-  for (const record of found) {
-    const id = Number(record.lab_missing_details_id);
-    if (current.get(id) !== record.resolved_at_text) continue;
-    reasons.set(id, { reasonCode: record.reason_code, reasonNote: record.reason_note });
+  for (const row of rows) {
+    const record = records.get(recordKey(row.resolvedAt, row.resolvedByLabUserId, row.resolvedByDoctorId));
+    if (record) reasons.set(row.id, record);
   }
   return reasons;
 }
