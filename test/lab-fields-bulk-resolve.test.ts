@@ -5,9 +5,8 @@ import { ID_SLICE } from '../src/db/driver-sql.js';
 import { resolveLabFields } from '../src/services/lab-fields.service.js';
 import { manualResolutionStamp } from '../src/services/resolution-reasons.service.js';
 import { type BeyondRow, insertRows } from './support/beyond-fixtures.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from './support/harness.js';
+import { newLabId, patchLabFields, startTestApp, type TestApp } from './support/harness.js';
 
-const URL_PATH = '/api-v3/account/missing-details/lab-fields';
 /** More ids than one statement takes, so that calls run over several slices. */
 const OVER_TWO_SLICES = ID_SLICE * 2 + 3;
 
@@ -19,14 +18,7 @@ afterAll(async () => {
   await t.close();
 });
 
-async function patch(claims: TokenClaims, body: unknown) {
-  return t.app.inject({
-    method: 'PATCH',
-    url: URL_PATH,
-    headers: { ...(await authHeader(claims)), 'content-type': 'application/json' },
-    payload: JSON.stringify(body),
-  });
-}
+const patch = (claims: TokenClaims, body: unknown) => patchLabFields(t, claims, body);
 
 const placeholders = (values: readonly unknown[]) => values.map(() => '?').join(', ');
 

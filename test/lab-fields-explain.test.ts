@@ -16,7 +16,7 @@ import {
   listLabFieldsInput,
 } from '../src/services/lab-fields.service.js';
 import { testDatabaseUrl } from './support/env.js';
-import { newLabId } from './support/harness.js';
+import { newLabId, statementsDuring } from './support/harness.js';
 
 const INDEX_NAMES: string[] = LAB_FIELDS_LIST_INDEXES.map((index) => index.name);
 const [PLAIN_INDEX, ORG_INDEX, PATIENT_INDEX, BILL_INDEX] = INDEX_NAMES;
@@ -205,22 +205,7 @@ WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'LabMissingDetails'`,
   });
 });
 
-/** The statements a call sends, as the ORM's query logger sees them (the flags services log there too). */
-async function statementsOf(call: () => Promise<unknown>): Promise<string[]> {
-  const logger = db.orm.config.getLogger();
-  const original = logger.logQuery;
-  const statements: string[] = [];
-  logger.logQuery = (context) => {
-    statements.push(context.query ?? '');
-    original.call(logger, context);
-  };
-  try {
-    await call();
-  } finally {
-    logger.logQuery = original;
-  }
-  return statements;
-}
+const statementsOf = (call: () => Promise<unknown>) => statementsDuring(db, call);
 
 async function explainAll(sql: string): Promise<PlanRow[]> {
   return db.em().execute<PlanRow[]>(`EXPLAIN ${sql}`);

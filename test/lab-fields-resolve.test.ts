@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TokenClaims } from '../src/auth/token.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from './support/harness.js';
+import { authHeader, newLabId, patchLabFields, startTestApp, type TestApp } from './support/harness.js';
 
 const URL_PATH = '/api-v3/account/missing-details/lab-fields';
 const CREATED_AT = '2024-03-01 10:00:00.000000';
@@ -80,14 +80,7 @@ FROM LabMissingDetails WHERE id IN (${ids.map(() => '?').join(', ')})`,
   return new Map(rows.map((r) => [Number(r.id), { ...r, id: Number(r.id) }]));
 }
 
-async function patch(claims: TokenClaims, body: unknown) {
-  return t.app.inject({
-    method: 'PATCH',
-    url: URL_PATH,
-    headers: { ...(await authHeader(claims)), 'content-type': 'application/json' },
-    payload: JSON.stringify(body),
-  });
-}
+const patch = (claims: TokenClaims, body: unknown) => patchLabFields(t, claims, body);
 
 async function activities(labId: number) {
   return t.db.em().execute<

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../simulator/legacy-simulator.js';
 import { withFlag, withItemFlags } from '../src/proxy/json-flags.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from './support/harness.js';
+import { authHeader, newLabId, startTestApp, statementsDuring, type TestApp } from './support/harness.js';
 
 let sim: LegacySimulator;
 let t: TestApp;
@@ -54,18 +54,7 @@ async function insertRows(rows: readonly RowSpec[]): Promise<void> {
 
 /** Runs `fn` and returns the SQL it sent that reads LabMissingDetails. */
 async function rowQueriesDuring(fn: () => Promise<unknown>): Promise<string[]> {
-  const logger = t.db.orm.config.getLogger();
-  const original = logger.logQuery;
-  const queries: string[] = [];
-  logger.logQuery = (context) => {
-    queries.push(context.query ?? '');
-    original.call(logger, context);
-  };
-  try {
-    await fn();
-  } finally {
-    logger.logQuery = original;
-  }
+  const queries = await statementsDuring(t.db, fn);
   return queries.filter((q) => /LabMissingDetails(?!Configuration)/.test(q));
 }
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TokenClaims } from '../src/auth/token.js';
 import { insertRows } from './support/beyond-fixtures.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from './support/harness.js';
+import { authHeader, newLabId, patchLabFields, startTestApp, type TestApp } from './support/harness.js';
 
 const LIST = '/api-v3/account/missing-details/lab-fields';
 
@@ -13,14 +13,7 @@ afterAll(async () => {
   await t.close();
 });
 
-async function patch(claims: TokenClaims, body: unknown) {
-  return t.app.inject({
-    method: 'PATCH',
-    url: LIST,
-    headers: { ...(await authHeader(claims)), 'content-type': 'application/json' },
-    payload: JSON.stringify(body),
-  });
-}
+const patch = (claims: TokenClaims, body: unknown) => patchLabFields(t, claims, body);
 
 async function list(claims: TokenClaims, query = '') {
   const res = await t.app.inject({ url: `${LIST}${query}`, headers: await authHeader(claims) });

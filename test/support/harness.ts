@@ -56,3 +56,30 @@ export function tokenFor(claims: TokenClaims, secret = DEVELOPMENT_JWT_SECRET): 
 export async function authHeader(claims: TokenClaims): Promise<{ authorization: string }> {
   return { authorization: `Bearer ${await tokenFor(claims)}` };
 }
+
+/** REST PATCH of the lab-fields list (bulk resolve or reopen) as `claims`. */
+export async function patchLabFields(t: TestApp, claims: TokenClaims, body: unknown) {
+  return t.app.inject({
+    method: 'PATCH',
+    url: '/api-v3/account/missing-details/lab-fields',
+    headers: { ...(await authHeader(claims)), 'content-type': 'application/json' },
+    payload: JSON.stringify(body),
+  });
+}
+
+/** The SQL statements `call` sends, as the ORM's query logger sees them (the driver-SQL paths log there too). */
+export async function statementsDuring(db: Database, call: () => Promise<unknown>): Promise<string[]> {
+  const logger = db.orm.config.getLogger();
+  const original = logger.logQuery;
+  const statements: string[] = [];
+  logger.logQuery = (context) => {
+    statements.push(context.query ?? '');
+    original.call(logger, context);
+  };
+  try {
+    await call();
+  } finally {
+    logger.logQuery = original;
+  }
+  return statements;
+}
