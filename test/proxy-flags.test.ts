@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../simulator/legacy-simulator.js';
 import { withFlag, withItemFlags } from '../src/proxy/json-flags.js';
@@ -237,12 +239,88 @@ describe('GET /api-v3/reports and /api-v3/reports/{id} (flagged)', () => {
     });
   });
 
+  it('flags listed reports by a digit-string patient too, but not by a nested one, and replaces a flag legacy sent', async () => {
+    const labId = newLabId();
+    const [patient, nestedPatient, alreadyFlagged] = [newId(), newId(), newId()];
+    await insertRows(
+      [patient, nestedPatient, alreadyFlagged].map((userDetailsId) => ({ labId, userDetailsId })),
+    );
+    const reports = [
+      { report_id: 1, user_details_id: String(patient) },
+      { report_id: 2, user_details_id: 0, sample: { user_details_id: nestedPatient } },
+      { report_id: 3, user_details_id: patient, note: 'say "}" \\' },
+      { report_id: 4, user_details_id: alreadyFlagged, has_missing_fields: false },
+    ];
+    const headers = await authHeader({ labId, userId: 7 });
+    const listOf = async (listed: readonly object[]) => {
+      sim.state.reports.clear();
+      for (const report of listed)
+        sim.state.reports.set((report as { report_id: number }).report_id, report as never);
+      const res = await t.app.inject({ url: '/api-v3/reports', headers });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      expect(Number(res.headers['content-length'])).toBe(res.rawPayload.length);
+      return res.json() as unknown;
+    };
+    const scanned = [
+      { ...reports[0], has_missing_fields: true },
+      reports[1],
+      { ...reports[2], has_missing_fields: true },
+    ];
+    // Without an item legacy already flagged, the list is read from its text; with one, it is parsed.
+    expect(await listOf(reports.slice(0, 3))).toEqual({ results: scanned });
+    expect(await listOf(reports)).toEqual({
+      results: [...scanned, { ...reports[3], has_missing_fields: true }],
+    });
+  });
+
   it('passes the list through untouched without a principal', async () => {
     sim.state.reports.clear();
     sim.state.reports.set(1, { report_id: 1, user_details_id: newId() });
     const res = await t.app.inject({ url: '/api-v3/reports' });
     expect(res.statusCode).toBe(200);
     expect(res.body).toBe(JSON.stringify({ results: [...sim.state.reports.values()] }));
+  });
+});
+
+describe('GET /api-v3/reports when legacy answers odd JSON', () => {
+  it('relays an answer that is not JSON or not a list untouched and counts why, with or without a principal', async () => {
+    let body = '';
+    const legacy = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    });
+    await new Promise<void>((resolve) => legacy.listen(0, '127.0.0.1', resolve));
+    const odd = await startTestApp({
+      LEGACY_PY3_URL: `http://127.0.0.1:${(legacy.address() as AddressInfo).port}`,
+      LEGACY_TIMEOUT_MS: '2000',
+    });
+    try {
+      const count = async (reason: string) => {
+        const metrics = await odd.app.inject({ url: '/metrics' });
+        const prefix = `missing_details_proxy_untouched_answers_total{path="reports_list",reason="${reason}"}`;
+        const line = metrics.body.split('\n').find((l) => l.startsWith(prefix));
+        return line ? Number(line.split(' ').at(-1)) : 0;
+      };
+      const headers = await authHeader({ labId: newLabId(), userId: 7 });
+      const cases = [
+        { text: '{"results":[{"user_details_id":1},]}', headers, reason: 'not_json' },
+        { text: '{"results":[{"user_details_id":1},]}', headers: {}, reason: 'not_json' },
+        { text: '{"results":{"user_details_id":1}}', headers, reason: 'unexpected_answer' },
+        { text: '[{"user_details_id":1}]', headers, reason: 'unexpected_answer' },
+        { text: '{"results":[{"user_details_id":1}]}', headers: {}, reason: 'no_principal' },
+      ];
+      for (const { text, headers: sent, reason } of cases) {
+        body = text;
+        const before = await count(reason);
+        const res = await odd.app.inject({ url: '/api-v3/reports', headers: sent });
+        expect(res.statusCode).toBe(200);
+        expect(res.body).toBe(text);
+        expect(await count(reason), text).toBe(before + 1);
+      }
+    } finally {
+      await odd.close();
+      await new Promise((resolve) => legacy.close(resolve));
+    }
   });
 });
 

@@ -1,10 +1,13 @@
 import { billFlags, patientFlags } from '../services/flags.service.js';
+import { type ScannedList, scanList } from './json-flags.js';
 import {
   type AugmentInput,
   type AugmentOutcome,
   isPlainObject,
   type LegacyAugmentation,
   positiveId,
+  type ScannedInput,
+  type ScannedOutcome,
   untouched,
 } from './legacy-augmentation.js';
 
@@ -30,6 +33,7 @@ export const flagRoutes: readonly LegacyAugmentation[] = [
     path: /^\/api-v3\/reports$/,
     readsRequestBody: false,
     augment: flagReportsList,
+    fromText: { scan: scanReportsList, augment: flagScannedReportsList },
   },
   {
     name: 'report_read',
@@ -69,17 +73,39 @@ async function flagReportsList(input: AugmentInput): Promise<AugmentOutcome> {
   const { answer } = input;
   if (!isPlainObject(answer) || !Array.isArray(answer.results)) return untouched('unexpected_answer');
   const results: unknown[] = answer.results;
-  const patientOf = (item: unknown) => (isPlainObject(item) ? positiveId(item.user_details_id) : undefined);
-  const ids = [...new Set(results.map(patientOf).filter((id): id is number => id !== undefined))];
-  if (ids.length === 0) return untouched();
-  const flags = await patientFlags(input.deps.db.rootEm(), input.principal, ids);
-  // An item without a patient cannot be flagged; it keeps legacy's shape.
-  return {
-    kind: 'flag_items',
-    key: 'results',
-    flags: results.map((item) => {
-      const id = patientOf(item);
-      return id === undefined ? undefined : (flags.get(id) ?? false);
-    }),
-  };
+  const patients = results.map((item) =>
+    isPlainObject(item) ? positiveId(item.user_details_id) : undefined,
+  );
+  const flags = await listedPatientFlags(input, patients);
+  return flags ? { kind: 'flag_items', key: 'results', flags } : untouched();
+}
+
+/**
+ * The reports list read from legacy's text. An item with a patient that already carries
+ * `has_missing_fields` is left to the parsed path, which re-serializes it as before.
+ */
+function scanReportsList(text: string): ScannedList | undefined {
+  const list = scanList(text, 'results', 'user_details_id');
+  const flaggedTwice = list?.some((item) => item?.hasFlag && positiveId(item.id) !== undefined);
+  return flaggedTwice ? undefined : list;
+}
+
+async function flagScannedReportsList(input: ScannedInput): Promise<ScannedOutcome> {
+  const patients = input.list.map((item) => (item ? positiveId(item.id) : undefined));
+  const flags = await listedPatientFlags(input, patients);
+  return flags ? { kind: 'flag_items', flags } : untouched();
+}
+
+/**
+ * Each listed item's flag by its patient, with one query; undefined when no item has a patient.
+ * An item without a patient cannot be flagged; it keeps legacy's shape.
+ */
+async function listedPatientFlags(
+  { deps, principal }: Pick<AugmentInput, 'deps' | 'principal'>,
+  patients: ReadonlyArray<number | undefined>,
+): Promise<Array<boolean | undefined> | undefined> {
+  const ids = [...new Set(patients.filter((id): id is number => id !== undefined))];
+  if (ids.length === 0) return undefined;
+  const flags = await patientFlags(deps.db.rootEm(), principal, ids);
+  return patients.map((id) => (id === undefined ? undefined : (flags.get(id) ?? false)));
 }

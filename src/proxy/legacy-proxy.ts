@@ -8,7 +8,7 @@ import { principalOf } from '../auth/request-principal.js';
 import { BadGatewayError, GatewayTimeoutError } from '../errors.js';
 import { captureRoutes } from './capture-routes.js';
 import { flagRoutes } from './flag-routes.js';
-import { withFlag, withItemFlags } from './json-flags.js';
+import { withFlag, withItemFlags, withScannedItemFlags } from './json-flags.js';
 import { isPlainObject, type LegacyAugmentation } from './legacy-augmentation.js';
 import { proxyUntouchedAnswers, proxyUpstreamFailures, type UntouchedReason } from './proxy-metrics.js';
 import { type RequestBodyRecorder, readAnswer, recordBody } from './proxy-streams.js';
@@ -149,20 +149,27 @@ async function answerAugmented(
   if (!read.complete) return passThrough('answer_too_large');
 
   const text = read.bytes.toString('utf8');
-  let answer: unknown;
-  try {
-    answer = JSON.parse(text);
-  } catch {
-    return passThrough('not_json');
-  }
+  // The caller comes first: only an answer to be augmented needs reading. An answer that is not
+  // JSON is still counted as such before any other reason.
   let principal: Principal | null;
   try {
     principal = await principalOf(deps, request);
   } catch (error) {
     // Legacy has already applied the write; the client gets its answer, only the capture is lost.
-    return passThrough('session_check_failed', error);
+    return passThrough(isJson(text) ? 'session_check_failed' : 'not_json', error);
   }
-  if (!principal) return passThrough('no_principal');
+  if (!principal) return passThrough(isJson(text) ? 'no_principal' : 'not_json');
+
+  // A route that can work from the text skips JSON.parse unless its scanner is unsure.
+  const scanned = route.fromText?.scan(text);
+  let answer: unknown;
+  if (scanned === undefined) {
+    try {
+      answer = JSON.parse(text);
+    } catch {
+      return passThrough('not_json');
+    }
+  }
 
   let requestBody: Record<string, unknown> | undefined;
   if (route.readsRequestBody) {
@@ -172,25 +179,36 @@ async function answerAugmented(
     requestBody = body;
   }
 
+  const input = { deps, principal, params: exchange.params, requestBody, log: request.log };
   try {
-    const outcome = await route.augment({
-      deps,
-      principal,
-      params: exchange.params,
-      answer,
-      requestBody,
-      log: request.log,
-    });
-    if (outcome.kind === 'untouched') return passThrough(outcome.reason);
-    if (!isPlainObject(answer)) return passThrough('unexpected_answer');
+    let flagged: Buffer | string;
+    if (scanned !== undefined && route.fromText) {
+      const outcome = await route.fromText.augment({ ...input, list: scanned });
+      if (outcome.kind === 'untouched') return passThrough(outcome.reason);
+      flagged = withScannedItemFlags(read.bytes, text, scanned, outcome.flags);
+    } else {
+      const outcome = await route.augment({ ...input, answer });
+      if (outcome.kind === 'untouched') return passThrough(outcome.reason);
+      if (!isPlainObject(answer)) return passThrough('unexpected_answer');
+      flagged =
+        outcome.kind === 'flag'
+          ? withFlag(text, answer, outcome.hasMissingFields)
+          : withItemFlags(text, answer, outcome.key, outcome.flags);
+    }
     reply.removeHeader('content-length');
-    reply.send(
-      outcome.kind === 'flag'
-        ? withFlag(text, answer, outcome.hasMissingFields)
-        : withItemFlags(text, answer, outcome.key, outcome.flags),
-    );
+    reply.send(flagged);
   } catch (error) {
     passThrough('failed', error);
+  }
+}
+
+/** Whether a skipped answer is JSON, for its untouched reason (JSON.parse is the cheapest check). */
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
   }
 }
 
