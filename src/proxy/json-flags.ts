@@ -33,7 +33,7 @@ export function withItemFlags(
         flags[i] === undefined || !isPlainObject(item) ? item : { ...item, [FLAG]: flags[i] },
       ),
     });
-  const ends = objectItemEnds(text, key);
+  const ends = scanList(text, key, FLAG)?.flatMap((item) => (item ? [item.end] : []));
   const objectItems = items.flatMap((item, index) => (isPlainObject(item) ? [{ item, index }] : []));
   if (!ends || ends.length !== objectItems.length) return fallback();
   const insertions: Insertion[] = [];
@@ -324,45 +324,6 @@ const CLOSE_BRACE = 0x7d;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 const COMMA = 0x2c;
-
-/**
- * Offsets of the closing braces of the object items of the top-level object's array `key`, in
- * order; undefined when the text is not shaped like that. One pass over the text that jumps from
- * quote to quote inside strings (legacy's lists are mostly string values), so a 200-item answer
- * costs a few thousand steps rather than one per character.
- */
-function objectItemEnds(text: string, key: string): number[] | undefined {
-  const stack: number[] = [];
-  const ends: number[] = [];
-  let expectingKey = false;
-  let lastTopKey: string | undefined;
-  let inTarget = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === QUOTE) {
-      const start = i;
-      i = closingQuote(text, i);
-      if (i === -1) return undefined;
-      if (stack.length === 1 && expectingKey) {
-        lastTopKey = JSON.parse(text.slice(start, i + 1)) as string;
-        expectingKey = false;
-      }
-    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-      if (c === OPEN_BRACKET && stack.length === 1 && lastTopKey === key) inTarget = true;
-      stack.push(c);
-      expectingKey = c === OPEN_BRACE;
-    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
-      if (c === CLOSE_BRACE && inTarget && stack.length === 3) ends.push(i);
-      stack.pop();
-      if (c === CLOSE_BRACKET && stack.length === 1) inTarget = false;
-      expectingKey = false;
-    } else if (c === COMMA) {
-      expectingKey = stack.at(-1) === OPEN_BRACE;
-      if (stack.length === 1) lastTopKey = undefined;
-    }
-  }
-  return stack.length === 0 ? ends : undefined;
-}
 
 /** The offset of the quote that closes the string opened at `open`, or -1 when it is never closed. */
 function closingQuote(text: string, open: number): number {
