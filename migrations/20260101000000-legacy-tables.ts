@@ -1,7 +1,7 @@
 import { Migration } from '@mikro-orm/migrations';
 
 /**
- * The legacy tables exactly as production has them (../shared/legacy/schema.sql). On a database that
+ * The legacy tables exactly as production has them (test/fixtures/legacy-schema.sql). On a database that
  * already holds them every statement is a no-op, so no legacy row or column changes; on an empty one
  * it creates them and the production template catalog.
  */

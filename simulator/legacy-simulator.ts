@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 
 /**
- * A simulated legacy system that follows ../shared/legacy/contract.md: the PY-3 app (sessions,
+ * A simulated legacy system that follows docs/legacy-contract.md: the PY-3 app (sessions,
  * patients, bills, reports, and an echo route for passthrough checks) and the PY-2 entity
  * controller. Used by the tests over real HTTP and by `npm run dev`. Faults are set on `state`.
  */

@@ -11,8 +11,8 @@ import { testDatabaseUrl } from './support/env.js';
  * service's own columns, indexes and tables do not disturb them.
  */
 
-// CI clones the repo with shared/ beside it: <repo root>/../shared.
-const SCHEMA_SQL = new URL('../../shared/legacy/schema.sql', import.meta.url);
+// The legacy tables as production has them: a copy of the schema the project carries with it.
+const SCHEMA_SQL = new URL('./fixtures/legacy-schema.sql', import.meta.url);
 
 const LEGACY_TABLES = [
   'MissingDetailsTemplates',
