@@ -1,7 +1,7 @@
 import { Migration } from '@mikro-orm/migrations';
 
 /**
- * The per-lab config version behind each instance's config cache (docs/scaling.md, "The per-lab
+ * The per-lab config version behind each instance's config cache (docs/architecture.md, "The per-lab
  * config cache"). Every transaction that changes what a capture compares against (a lab's configs,
  * their placeholder entities) bumps its lab's row; row 0 stands for the template catalog. A capture
  * reads the sum for (0, its lab) in the statement that reads the patient's rows, so an instance

@@ -6,7 +6,7 @@ import { FIELD } from './support/engine-fixtures.js';
 import { authHeader, newLabId, startTestApp, type TestApp } from './support/harness.js';
 
 /**
- * The per-lab config cache (docs/scaling.md): two app instances on one database, each with its own
+ * The per-lab config cache (docs/architecture.md): two app instances on one database, each with its own
  * cache, as two processes behind a load balancer would be.
  */
 let a: TestApp;

@@ -9,7 +9,7 @@ import { authHeader, newLabId } from './support/harness.js';
 
 /**
  * Two real service processes (`node --import tsx src/server.ts`) on one database, as N stateless
- * instances behind a load balancer run (docs/scaling.md): what one instance acknowledges, the
+ * instances behind a load balancer run (docs/architecture.md): what one instance acknowledges, the
  * database holds exactly once, whichever instance the next request reaches.
  */
 
