@@ -123,8 +123,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const deps: AppDeps = { config, db, principals, logger: app.log };
   app.decorate('deps', deps);
 
-  // Callback-style hooks: every request pays them, and an async hook costs a promise each. The
-  // plain proxy path writes legacy's answer itself and adds the header there (plain-relay.ts).
+  // Callback-style hooks: every request pays them, and an async hook costs a promise each. Proxied
+  // answers go out through reply.send as well (@fastify/reply-from), so they carry the header too.
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
     done(null, payload);
