@@ -85,11 +85,6 @@ export class ForbiddenError extends AppError {
     super('FORBIDDEN', message);
   }
 }
-export class NotFoundError extends AppError {
-  constructor(message = 'Not found') {
-    super('NOT_FOUND', message);
-  }
-}
 export class ConflictError extends AppError {
   constructor(message: string) {
     super('CONFLICT', message);
@@ -120,13 +115,6 @@ export function issuesFromZod(
     path: [...prefix, ...issue.path].map(String).join('.'),
     message: issue.message,
   }));
-}
-
-export function validationErrorFromZod(error: z.ZodError, what = 'Invalid input'): ValidationError {
-  const issues = issuesFromZod(error.issues);
-  const first = issues[0];
-  const summary = first ? `${what}: ${first.path ? `${first.path}: ` : ''}${first.message}` : what;
-  return new ValidationError(summary, issues);
 }
 
 const DB_UNAVAILABLE_CODES = new Set([
