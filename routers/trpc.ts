@@ -4,7 +4,8 @@ import { AppError, ERROR_TABLE, issuesFromZod, toAppError, UnauthorizedError } f
 import type { Context } from './context.js';
 
 const t = initTRPC.context<Context>().create({
-  isDev: process.env.NODE_ENV === 'development',
+  // Never tRPC's NODE_ENV guess: stack frames are internals and stay in the log, in every environment.
+  isDev: false,
   errorFormatter({ shape, error }) {
     const internal = error.code === 'INTERNAL_SERVER_ERROR';
     const zodIssues =
@@ -21,7 +22,6 @@ const t = initTRPC.context<Context>().create({
         httpStatus: shape.data.httpStatus,
         path: shape.data.path,
         ...(zodIssues ? { issues: zodIssues } : {}),
-        ...(shape.data.stack && !internal ? { stack: shape.data.stack } : {}),
       },
     };
   },
