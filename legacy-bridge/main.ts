@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { MySqlDriver } from '@mikro-orm/mysql';
 import type { FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
+import { backoffDelayMs, DATABASE_CONNECT_BACKOFF } from '../src/backoff.js';
 import { loadConfigOrExit } from '../src/config.js';
 import { Database } from '../src/db/database.js';
 import { initOrm } from '../src/db/orm.js';
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
       } catch (error) {
         logger.warn({ err: error, attempt }, 'database not ready; retrying');
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** Math.min(attempt, 5))));
+      await new Promise((resolve) => setTimeout(resolve, backoffDelayMs(attempt, DATABASE_CONNECT_BACKOFF)));
     }
   };
   const connected = connect();

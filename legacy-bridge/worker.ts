@@ -12,6 +12,7 @@ import {
 } from 'cockatiel';
 import type { FastifyBaseLogger } from 'fastify';
 import type { BackgroundContext, BackgroundTask } from '../src/background.js';
+import { backoffDelayMs } from '../src/backoff.js';
 import type { AppConfig } from '../src/config.js';
 import type { Database } from '../src/db/database.js';
 import {
@@ -63,15 +64,6 @@ export function bridgeSettings(config: AppConfig): BridgeWorkerSettings {
     shutdownGraceMs: b.shutdownGraceMs,
     statsIntervalMs: b.statsIntervalMs,
   };
-}
-
-/**
- * The wait before attempt `attempts + 1`: exponential from `baseMs`, capped at `maxMs`, with equal
- * jitter (half fixed, half random) so that creations that failed together do not return together.
- */
-export function retryDelayMs(attempts: number, baseMs: number, maxMs: number, random = Math.random): number {
-  const exponential = Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(attempts - 1, 0), 40));
-  return Math.round(exponential / 2 + (random() * exponential) / 2);
 }
 
 /** Tries at recording one outcome when the database reports a lock conflict. */
@@ -375,10 +367,9 @@ export class BridgeWorker implements BackgroundTask {
       return;
     }
 
-    const backoff = retryDelayMs(
+    const backoff = backoffDelayMs(
       creation.attempts,
-      this.#settings.baseBackoffMs,
-      this.#settings.maxBackoffMs,
+      { baseMs: this.#settings.baseBackoffMs, maxMs: this.#settings.maxBackoffMs },
       this.#random,
     );
     const waitMs = Math.max(backoff, Math.min(outcome.retryAfterMs ?? 0, this.#settings.maxBackoffMs));

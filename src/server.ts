@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import pino from 'pino';
 import { buildApp, loggerOptions } from './app.js';
 import { type BackgroundTask, startBackgroundTasks } from './background.js';
+import { backoffDelayMs, DATABASE_CONNECT_BACKOFF } from './backoff.js';
 import { loadConfigOrExit } from './config.js';
 import { Database } from './db/database.js';
 import { ensureDatabaseExists, initOrm, migrateUp } from './db/orm.js';
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
         logger.info('database ready');
         return;
       } catch (error) {
-        const delay = Math.min(5_000, 250 * 2 ** Math.min(attempt, 5));
+        const delay = backoffDelayMs(attempt, DATABASE_CONNECT_BACKOFF);
         logger.warn({ err: error, attempt, retryInMs: delay }, 'database not ready; retrying');
         await new Promise((resolve) => setTimeout(resolve, delay));
       }

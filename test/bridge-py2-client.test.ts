@@ -5,7 +5,6 @@ import {
   type Py2EntityRequest,
   parseRetryAfter,
 } from '../legacy-bridge/py2-client.js';
-import { retryDelayMs } from '../legacy-bridge/worker.js';
 import { type LegacySimulator, startLegacySimulator } from '../simulator/legacy-simulator.js';
 import { PY2_TOKEN } from './support/bridge-fixtures.js';
 
@@ -35,17 +34,6 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:05 GMT', now)).toBe(5_000);
     expect(parseRetryAfter(null)).toBeUndefined();
     expect(parseRetryAfter('soon')).toBeUndefined();
-  });
-});
-
-describe('retryDelayMs', () => {
-  it('doubles per attempt from the base, is capped, and is jittered between half and all of it', () => {
-    expect(retryDelayMs(1, 1_000, 30_000, () => 1)).toBe(1_000);
-    expect(retryDelayMs(1, 1_000, 30_000, () => 0)).toBe(500);
-    expect(retryDelayMs(4, 1_000, 30_000, () => 1)).toBe(8_000);
-    expect(retryDelayMs(50, 1_000, 30_000, () => 1)).toBe(30_000);
-    expect(retryDelayMs(50, 1_000, 30_000, () => 0)).toBe(15_000);
-    expect(retryDelayMs(1_000_000, 1_000, 30_000, () => 0.5)).toBe(22_500);
   });
 });
 

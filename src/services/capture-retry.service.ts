@@ -15,8 +15,8 @@ import {
   type CapturePrincipal,
   capture,
   captureOutcomes,
+  captureRetryDelayMs,
   enqueueCaptures,
-  retryDelayMs,
   type StoredCapture,
   storedCaptureSchema,
 } from './capture.service.js';
@@ -267,7 +267,7 @@ WHERE \`id\` IN (${landed.map(() => '?').join(', ')})`,
 
   async #markFailed(tx: Em, row: DueRow, error: unknown, now: Date, maxBackoffMs: number): Promise<void> {
     const attempts = row.attempts + 1;
-    const nextAttemptAt = new Date(now.getTime() + retryDelayMs(attempts, maxBackoffMs));
+    const nextAttemptAt = new Date(now.getTime() + captureRetryDelayMs(attempts, maxBackoffMs));
     await tx.execute(
       `UPDATE \`md_capture_outbox\`
 SET \`attempts\` = ?, \`next_attempt_at\` = ?, \`last_error\` = ?, \`updated_at\` = ?

@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Counter } from 'prom-client';
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
+import { backoffDelayMs } from '../backoff.js';
 import type { Database, Em } from '../db/database.js';
 import { emSession, inRawTransaction, type SqlSession } from '../db/driver-sql.js';
 import { lookupKey, mappedKeys } from '../engine/field-map.js';
@@ -398,10 +399,9 @@ export const storedCaptureSchema = z.object({
   lastError: z.string().nullable(),
 });
 
-/** Backoff after `failures` failed tries: 1 s, 2 s, 4 s… capped (30 s by default), with ±20 % jitter under the cap. */
-export function retryDelayMs(failures: number, maxBackoffMs: number, random = Math.random): number {
-  const base = 1_000 * 2 ** Math.min(Math.max(failures - 1, 0), 20);
-  return Math.min(maxBackoffMs, Math.round(base * (0.8 + 0.4 * random())));
+/** Backoff after `failures` failed tries: 1 s, 2 s, 4 s… capped (30 s by default), jittered (src/backoff.ts). */
+export function captureRetryDelayMs(failures: number, maxBackoffMs: number, random = Math.random): number {
+  return backoffDelayMs(failures, { baseMs: 1_000, maxMs: maxBackoffMs }, random);
 }
 
 const DEFAULT_MAX_BACKOFF_MS = 30_000;
@@ -419,7 +419,7 @@ export async function enqueueCaptures(
   maxBackoffMs = DEFAULT_MAX_BACKOFF_MS,
 ): Promise<void> {
   if (captures.length === 0) return;
-  const nextAttemptAt = new Date(now.getTime() + retryDelayMs(1, maxBackoffMs));
+  const nextAttemptAt = new Date(now.getTime() + captureRetryDelayMs(1, maxBackoffMs));
   await em.execute(
     `INSERT INTO \`md_capture_outbox\`
   (\`capture_key\`, \`lab_id\`, \`module\`, \`user_details_id\`, \`bill_id\`, \`principal_user_id\`, \`principal_role\`,
