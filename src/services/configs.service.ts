@@ -10,7 +10,7 @@ import { metricsRegistry } from '../metrics.js';
 import { writeActivity } from './activity-log.service.js';
 import {
   type EntityCreationRequest,
-  type EntityCreationView,
+  type StartedEntityCreation,
   startEntityCreations,
 } from './entity-creation.service.js';
 import {
@@ -176,7 +176,7 @@ export interface ConfigView {
 export interface SaveConfigsResult {
   /** The lab's active configs after the save. */
   configs: ConfigView[];
-  entityCreations: EntityCreationView[];
+  entityCreations: StartedEntityCreation[];
 }
 
 export interface SaveConfigsDeps {
@@ -392,7 +392,7 @@ async function applySave(
     now,
   );
 
-  let entityCreations: EntityCreationView[] = [];
+  let entityCreations: StartedEntityCreation[] = [];
   if (entityWork.length > 0) {
     const createdIds = await activeConfigIds(
       em,

@@ -5,6 +5,7 @@ import type { Em } from '../db/database.js';
 import { EntityCreationOutbox, LabGroup, LabInsurance } from '../entities/index.js';
 import { metricsRegistry } from '../metrics.js';
 import { writeActivity } from './activity-log.service.js';
+import type { EntityCreationView } from './entity-creations.service.js';
 import { LOCAL_ENTITY_TYPES, recordEntityCreated } from './entity-trace.service.js';
 
 const entityCreationsStarted = new Counter({
@@ -21,13 +22,14 @@ export interface EntityCreationRequest {
   name: string;
 }
 
-export interface EntityCreationView {
-  configId: number;
-  entityType: string;
-  /** `created`: made locally in the save's transaction; `queued`: in the outbox for the PY-2 bridge. */
+/**
+ * What a config save answers for each creation it started: the part of a creation's view
+ * (EntityCreationView) known inside the save. `created`: made locally in the save's transaction;
+ * `queued`: in the outbox for the PY-2 bridge.
+ */
+export type StartedEntityCreation = Pick<EntityCreationView, 'configId' | 'entityType' | 'objectId'> & {
   status: 'created' | 'queued';
-  objectId: number | null;
-}
+};
 
 type LocalEntityType = (typeof LOCAL_ENTITY_TYPES)[number];
 
@@ -46,8 +48,8 @@ export async function startEntityCreations(
   principal: Principal,
   requests: readonly EntityCreationRequest[],
   now: Date,
-): Promise<EntityCreationView[]> {
-  const views: EntityCreationView[] = [];
+): Promise<StartedEntityCreation[]> {
+  const views: StartedEntityCreation[] = [];
   const bridged: EntityCreationRequest[] = [];
   for (const request of requests) {
     if (isLocal(request.entityType)) {
@@ -72,7 +74,7 @@ async function createLocally(
   request: EntityCreationRequest,
   entityType: LocalEntityType,
   now: Date,
-): Promise<EntityCreationView> {
+): Promise<StartedEntityCreation> {
   const table = entityType === 'insurance' ? LabInsurance : LabGroup;
   const objectId = Number(
     await em.insert(table, { labId: principal.labId, name: request.name, isActive: true, createdAt: now }),
