@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { setTimeout as delay } from 'node:timers/promises';
-import { DeadlockException, LockWaitTimeoutException } from '@mikro-orm/core';
 import {
   BrokenCircuitError,
   type CircuitBreakerPolicy,
@@ -15,6 +13,7 @@ import type { BackgroundContext, BackgroundTask } from '../src/background.js';
 import { backoffDelayMs } from '../src/backoff.js';
 import type { AppConfig } from '../src/config.js';
 import type { Database } from '../src/db/database.js';
+import { withDeadlockRetry } from '../src/db/deadlock-retry.js';
 import {
   bridgeCircuitStateGauge,
   bridgeCreationEvents,
@@ -65,9 +64,6 @@ export function bridgeSettings(config: AppConfig): BridgeWorkerSettings {
     statsIntervalMs: b.statsIntervalMs,
   };
 }
-
-/** Tries at recording one outcome when the database reports a lock conflict. */
-const RECORD_ATTEMPTS = 4;
 
 /** A call given less time than this is not worth starting. */
 const MIN_CALL_MS = 50;
@@ -389,19 +385,15 @@ export class BridgeWorker implements BackgroundTask {
    * an outcome that cannot be recorded costs a second call to PY-2 once the claim expires.
    */
   async #recording<T>(record: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await record();
-      } catch (error) {
-        const transient = error instanceof DeadlockException || error instanceof LockWaitTimeoutException;
-        if (!transient || attempt >= RECORD_ATTEMPTS) throw error;
+    return withDeadlockRetry(record, {
+      lockWaitTimeouts: true,
+      random: this.#random,
+      onRetry: (error, attempt) =>
         this.#log.info(
           { err: error, attempt },
           'recording a delivery outcome hit a lock conflict; trying again',
-        );
-        await delay(10 * attempt * (1 + this.#random()));
-      }
-    }
+        ),
+    });
   }
 
   async #reportStats(): Promise<void> {

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DeadlockException, LockWaitTimeoutException } from '@mikro-orm/core';
 import type { FastifyBaseLogger } from 'fastify';
 import { Counter } from 'prom-client';
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import { backoffDelayMs } from '../backoff.js';
 import type { Database, Em } from '../db/database.js';
+import { withDeadlockRetry } from '../db/deadlock-retry.js';
 import { emSession, inRawTransaction, type SqlSession } from '../db/driver-sql.js';
 import { lookupKey, mappedKeys } from '../engine/field-map.js';
 import {
@@ -331,12 +331,8 @@ VALUES ${toOpen.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)').join(', ')}`,
   return { opened, resolved, hasMissingFields: stillOpen || (toOpen.length > 0 && visible(input.orgId)) };
 }
 
-function isTransient(error: unknown): boolean {
-  return error instanceof DeadlockException || error instanceof LockWaitTimeoutException;
-}
-
 /**
- * Runs `capture` in its own READ COMMITTED transaction, retrying a deadlock a few times. Its
+ * Runs `capture` in its own READ COMMITTED transaction, again after a deadlock (withDeadlockRetry). Its
  * statements are all hand-written, so the transaction runs on one pooled connection without the
  * ORM's unit of work (see `inRawTransaction`); errors arrive converted as the ORM converts them.
  */
@@ -346,13 +342,11 @@ export async function captureInTransaction(
   input: CaptureInput,
   options: CaptureOptions = {},
 ): Promise<CaptureResult> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await inRawTransaction(em, 'READ COMMITTED', (sql) => captureOn(sql, principal, input, options));
-    } catch (error) {
-      if (attempt >= 3 || !isTransient(error)) throw error;
-    }
-  }
+  // A lock wait timeout is retried too: the save has happened in legacy, its capture must land.
+  return withDeadlockRetry(
+    () => inRawTransaction(em, 'READ COMMITTED', (sql) => captureOn(sql, principal, input, options)),
+    { lockWaitTimeouts: true },
+  );
 }
 
 /**

@@ -1,9 +1,10 @@
-import { DeadlockException, IsolationLevel } from '@mikro-orm/core';
+import { IsolationLevel } from '@mikro-orm/core';
 import type { FastifyBaseLogger } from 'fastify';
 import { Counter } from 'prom-client';
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Em } from '../db/database.js';
+import { withDeadlockRetry } from '../db/deadlock-retry.js';
 import { LabMissingDetailsConfiguration, MissingDetailsTemplate } from '../entities/index.js';
 import { type ErrorIssue, ValidationError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
@@ -26,7 +27,6 @@ import { MODULES } from './templates.service.js';
 export const MAX_CONFIGS_PER_SAVE = 50;
 export const FIELD_VALUE_MAX_LENGTH = 255;
 const SAVE_OPERATION = 'configs.save';
-const DEADLOCK_ATTEMPTS = 5;
 
 const configSaves = new Counter({
   name: 'md_config_saves_total',
@@ -233,7 +233,7 @@ export async function saveConfigs(
   const { idempotencyKey } = input;
   const hash = idempotencyKey === undefined ? undefined : requestHash({ configs: input.configs });
 
-  const outcome = await retryOnDeadlock(() =>
+  const outcome = await withDeadlockRetry(() =>
     em.transactional(
       async (tx) => {
         const now = new Date();
@@ -266,17 +266,6 @@ export async function saveConfigs(
     );
   }
   return outcome.result;
-}
-
-async function retryOnDeadlock<T>(work: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (error) {
-      if (!(error instanceof DeadlockException) || attempt >= DEADLOCK_ATTEMPTS) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 5 * attempt + Math.random() * 20 * attempt));
-    }
-  }
 }
 
 async function applySave(

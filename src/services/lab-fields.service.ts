@@ -3,6 +3,7 @@ import { Counter } from 'prom-client';
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Em, SqlReader } from '../db/database.js';
+import { withDeadlockRetry } from '../db/deadlock-retry.js';
 import { driverQuery, selectRows, slicesOf } from '../db/driver-sql.js';
 import { ConflictError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
@@ -577,9 +578,6 @@ WHERE lab_id = ? AND id IN (?)`,
   return { updatedIds, updatedCount, skippedIds };
 }
 
-/** A deadlock rolls the whole transaction back, so running it again is safe. */
-const DEADLOCK_ATTEMPTS = 3;
-
 /**
  * Marks the caller's rows resolved or unresolved, as the old system did: every id found in the caller's
  * scope counts, an already resolved row is stamped again. Ids outside the scope are ignored silently.
@@ -595,9 +593,9 @@ export async function resolveLabFields(
 ): Promise<{ updatedCount: number }> {
   const direction = input.isResolved ? 'resolve' : 'unresolve';
   const stamp = manualResolutionStamp(now);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const outcome = await em.transactional(async (tx) => {
+  try {
+    const outcome = await withDeadlockRetry(() =>
+      em.transactional(async (tx) => {
         const result = input.isResolved
           ? await resolveRows(tx, principal, input, stamp.resolvedAt)
           : await unresolveRows(tx, principal, input, stamp.resolvedAt);
@@ -629,20 +627,19 @@ export async function resolveLabFields(
           stamp.at,
         );
         return result;
-      });
-      resolutionRows.inc({ direction, outcome: 'updated' }, outcome.updatedCount);
-      if (outcome.skippedIds.length) {
-        resolutionRows.inc({ direction, outcome: 'skipped_open_field' }, outcome.skippedIds.length);
-      }
-      return { updatedCount: outcome.updatedCount };
-    } catch (error) {
-      if (error instanceof DeadlockException && attempt < DEADLOCK_ATTEMPTS) continue;
-      // Only reachable when a capture opened the same field between the check and the update despite
-      // the locks (e.g. under READ COMMITTED, which takes no gap locks).
-      if (error instanceof UniqueConstraintViolationException || error instanceof DeadlockException) {
-        throw new ConflictError('These rows were changed at the same moment by another request; retry');
-      }
-      throw error;
+      }),
+    );
+    resolutionRows.inc({ direction, outcome: 'updated' }, outcome.updatedCount);
+    if (outcome.skippedIds.length) {
+      resolutionRows.inc({ direction, outcome: 'skipped_open_field' }, outcome.skippedIds.length);
     }
+    return { updatedCount: outcome.updatedCount };
+  } catch (error) {
+    // A deadlock past the retries, or a duplicate open row: only reachable when a capture opened the
+    // same field between the check and the update despite the locks (READ COMMITTED takes no gap locks).
+    if (error instanceof UniqueConstraintViolationException || error instanceof DeadlockException) {
+      throw new ConflictError('These rows were changed at the same moment by another request; retry');
+    }
+    throw error;
   }
 }
