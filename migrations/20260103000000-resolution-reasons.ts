@@ -11,7 +11,7 @@ const quote = (name: string) => `\`${name}\``;
 /**
  * Manual resolutions and their reasons (the FHIR data-absent-reason codes), in a table of the service's
  * own (superseded by one record per resolve call, migration 20260105000000-manual-resolutions, which
- * moves these records there; the table stays until a later release drops it): one row per LabMissingDetails row whose current resolution was made by hand through the list's
+ * moves these records there; 20260106000000-drop-lab-field-resolutions drops the table): one row per LabMissingDetails row whose current resolution was made by hand through the list's
  * resolve (REST PATCH or tRPC labFields.resolve). Unresolving deletes it, so a resolved row without one
  * was resolved automatically (the runtime engine). No foreign key to the legacy table: legacy may archive
  * its rows, and the service must never block that.

@@ -25,8 +25,9 @@ import { Migration } from '@mikro-orm/migrations';
  *
  * `md_lab_field_resolutions` is kept, no longer written or read by this release: during a rolling
  * deploy the previous release's instances still resolve through it (dropping it would fail their
- * resolves), and a rollback finds it in place. A LATER release drops it, after running COPY_PER_ROW_RECORDS
- * once more to pick up what the previous release's instances recorded during the rollout.
+ * resolves), and a rollback finds it in place. The next release drops it (migration
+ * 20260106000000-drop-lab-field-resolutions), after running COPY_PER_ROW_RECORDS once more to pick up
+ * what the previous release's instances recorded during the rollout.
  *
  * `down` copies the records back into `md_lab_field_resolutions` (one per row they still match), so the
  * previous release shows the reasons given since, then drops the new table.
@@ -57,6 +58,22 @@ FROM (
 WHERE g.\`rn\` = 1
 ON DUPLICATE KEY UPDATE \`lab_id\` = \`md_manual_resolutions\`.\`lab_id\``;
 
+/** The records written back as per-row records of the rows they still match (for the previous release). */
+export const COPY_RECORDS_BACK_PER_ROW = `INSERT INTO \`md_lab_field_resolutions\`
+  (\`lab_missing_details_id\`, \`lab_id\`, \`org_id\`, \`reason_code\`, \`reason_note\`, \`resolved_at\`,
+   \`resolved_by_lab_user_id\`, \`resolved_by_doctor_id\`)
+SELECT d.\`id\`, d.\`lab_id\`, d.\`org_id\`, m.\`reason_code\`, m.\`reason_note\`, m.\`resolved_at\`,
+  d.\`resolved_by_lab_user_id\`, d.\`resolved_by_doctor_id\`
+FROM \`md_manual_resolutions\` m
+JOIN \`LabMissingDetails\` d ON d.\`lab_id\` = m.\`lab_id\` AND d.\`is_resolved\` = 1
+  AND d.\`resolved_at\` = m.\`resolved_at\`
+  AND COALESCE(d.\`resolved_by_lab_user_id\`, 0) = m.\`resolved_by_lab_user_id\`
+  AND COALESCE(d.\`resolved_by_doctor_id\`, 0) = m.\`resolved_by_doctor_id\`
+ON DUPLICATE KEY UPDATE \`org_id\` = VALUES(\`org_id\`), \`reason_code\` = VALUES(\`reason_code\`),
+  \`reason_note\` = VALUES(\`reason_note\`), \`resolved_at\` = VALUES(\`resolved_at\`),
+  \`resolved_by_lab_user_id\` = VALUES(\`resolved_by_lab_user_id\`),
+  \`resolved_by_doctor_id\` = VALUES(\`resolved_by_doctor_id\`)`;
+
 export class Migration20260105000000ManualResolutions extends Migration {
   async #tableExists(name: string): Promise<boolean> {
     const rows = await this.execute(
@@ -82,20 +99,7 @@ export class Migration20260105000000ManualResolutions extends Migration {
   override async down(): Promise<void> {
     if (!(await this.#tableExists('md_manual_resolutions'))) return;
     if (await this.#tableExists('md_lab_field_resolutions')) {
-      this.addSql(`INSERT INTO \`md_lab_field_resolutions\`
-  (\`lab_missing_details_id\`, \`lab_id\`, \`org_id\`, \`reason_code\`, \`reason_note\`, \`resolved_at\`,
-   \`resolved_by_lab_user_id\`, \`resolved_by_doctor_id\`)
-SELECT d.\`id\`, d.\`lab_id\`, d.\`org_id\`, m.\`reason_code\`, m.\`reason_note\`, m.\`resolved_at\`,
-  d.\`resolved_by_lab_user_id\`, d.\`resolved_by_doctor_id\`
-FROM \`md_manual_resolutions\` m
-JOIN \`LabMissingDetails\` d ON d.\`lab_id\` = m.\`lab_id\` AND d.\`is_resolved\` = 1
-  AND d.\`resolved_at\` = m.\`resolved_at\`
-  AND COALESCE(d.\`resolved_by_lab_user_id\`, 0) = m.\`resolved_by_lab_user_id\`
-  AND COALESCE(d.\`resolved_by_doctor_id\`, 0) = m.\`resolved_by_doctor_id\`
-ON DUPLICATE KEY UPDATE \`org_id\` = VALUES(\`org_id\`), \`reason_code\` = VALUES(\`reason_code\`),
-  \`reason_note\` = VALUES(\`reason_note\`), \`resolved_at\` = VALUES(\`resolved_at\`),
-  \`resolved_by_lab_user_id\` = VALUES(\`resolved_by_lab_user_id\`),
-  \`resolved_by_doctor_id\` = VALUES(\`resolved_by_doctor_id\`)`);
+      this.addSql(COPY_RECORDS_BACK_PER_ROW);
     }
     this.addSql('DROP TABLE IF EXISTS `md_manual_resolutions`');
   }

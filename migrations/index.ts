@@ -8,6 +8,7 @@ import { Migration20260102000201BridgeConfigIndex } from './20260102000201-bridg
 import { Migration20260103000000ResolutionReasons } from './20260103000000-resolution-reasons.js';
 import { Migration20260104000000LabConfigVersions } from './20260104000000-lab-config-versions.js';
 import { Migration20260105000000ManualResolutions } from './20260105000000-manual-resolutions.js';
+import { Migration20260106000000DropLabFieldResolutions } from './20260106000000-drop-lab-field-resolutions.js';
 
 /** Every reviewed migration, in order. Listed explicitly so tsx, vitest and compiled node load the same set. */
 export const MIGRATIONS: MigrationObject[] = [
@@ -20,4 +21,8 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20260102000201BridgeConfigIndex', class: Migration20260102000201BridgeConfigIndex },
   { name: 'Migration20260104000000LabConfigVersions', class: Migration20260104000000LabConfigVersions },
   { name: 'Migration20260105000000ManualResolutions', class: Migration20260105000000ManualResolutions },
+  {
+    name: 'Migration20260106000000DropLabFieldResolutions',
+    class: Migration20260106000000DropLabFieldResolutions,
+  },
 ];

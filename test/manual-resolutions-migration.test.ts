@@ -3,10 +3,13 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Migration20260105000000ManualResolutions } from '../migrations/20260105000000-manual-resolutions.js';
 import type { Em } from '../src/db/database.js';
-import { ensureDatabaseExists, initOrm, migrateUp } from '../src/db/orm.js';
+import { ensureDatabaseExists, initOrm } from '../src/db/orm.js';
 import { testDatabaseUrl } from './support/env.js';
 
-/** A database of its own, migrated, where the migration is taken down and up by hand around per-row records. */
+/**
+ * A database of its own, migrated up to this migration (the next one drops the per-row records table),
+ * where the migration is taken down and up by hand around per-row records.
+ */
 let orm: Awaited<ReturnType<typeof initOrm>>;
 let em: Em;
 let scratchUrl: URL;
@@ -16,7 +19,7 @@ beforeAll(async () => {
   scratchUrl.pathname = `/md_manres_${process.pid}_${randomBytes(3).toString('hex')}`;
   await ensureDatabaseExists(scratchUrl.toString());
   orm = await initOrm({ databaseUrl: scratchUrl.toString(), poolSize: 1 });
-  await migrateUp(orm);
+  await orm.getMigrator().up({ to: 'Migration20260105000000ManualResolutions' });
   em = orm.em.fork() as unknown as Em;
 });
 

@@ -6,7 +6,7 @@ import {
   SUMMARY_INDEX,
 } from '../migrations/20260103000000-resolution-reasons.js';
 import type { TokenClaims } from '../src/auth/token.js';
-import { ensureDatabaseExists, initOrm, migrateUp } from '../src/db/orm.js';
+import { ensureDatabaseExists, initOrm } from '../src/db/orm.js';
 import { openByFieldQuery, resolvedWindowQuery } from '../src/services/lab-fields-summary.service.js';
 import { dbTime, hoursAgo, insertRows } from './support/beyond-fixtures.js';
 import { principalFor } from './support/engine-fixtures.js';
@@ -424,7 +424,8 @@ describe('migration 20260103000000-resolution-reasons', () => {
     await ensureDatabaseExists(url.toString());
     const orm = await initOrm({ databaseUrl: url.toString(), poolSize: 1 });
     try {
-      await migrateUp(orm);
+      // Up to this migration: a later one drops md_lab_field_resolutions.
+      await orm.getMigrator().up({ to: 'Migration20260103000000ResolutionReasons' });
       const em = orm.em.fork();
       const schema = async () =>
         (
