@@ -3,7 +3,7 @@ import {
   listEntityCreationsInput,
   retryEntityCreations,
   retryEntityCreationsInput,
-} from '../src/services/entity-creations.service.js';
+} from '../src/services/entity-creation-operator.service.js';
 import { authedProcedure, router } from './trpc.js';
 
 /** Operators' view of the PY-2 entity creations of their lab, and the retry of failed ones. */

@@ -8,7 +8,7 @@ import { type LegacySimulator, startLegacySimulator } from '../simulator/legacy-
 import type { Database } from '../src/db/database.js';
 import { EntityCreationOutbox } from '../src/entities/index.js';
 import { metricsRegistry } from '../src/metrics.js';
-import { retryEntityCreations } from '../src/services/entity-creations.service.js';
+import { retryEntityCreations } from '../src/services/entity-creation-operator.service.js';
 import {
   activityMessages,
   countDelivered,

@@ -12,7 +12,7 @@ import {
   SNAKE_CASE_KEYS,
   saveConfigs,
 } from '../services/configs.service.js';
-import type { StartedEntityCreation } from '../services/entity-creation.service.js';
+import type { StartedEntityCreation } from '../services/entity-creation-start.service.js';
 import { idempotencyKeySchema } from '../services/idempotency.service.js';
 import { MODULES } from '../services/templates.service.js';
 import { queryBoolean } from './query.js';

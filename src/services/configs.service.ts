@@ -13,7 +13,7 @@ import {
   type EntityCreationRequest,
   type StartedEntityCreation,
   startEntityCreations,
-} from './entity-creation.service.js';
+} from './entity-creation-start.service.js';
 import {
   claimIdempotencyKey,
   deleteExpiredIdempotencyKeys,

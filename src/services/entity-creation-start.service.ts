@@ -5,7 +5,7 @@ import type { Em } from '../db/database.js';
 import { EntityCreationOutbox, LabGroup, LabInsurance } from '../entities/index.js';
 import { metricsRegistry } from '../metrics.js';
 import { writeActivity } from './activity-log.service.js';
-import type { EntityCreationView } from './entity-creations.service.js';
+import type { EntityCreationView } from './entity-creation-operator.service.js';
 import { LOCAL_ENTITY_TYPES, recordEntityCreated } from './entity-trace.service.js';
 
 const entityCreationsStarted = new Counter({
