@@ -29,7 +29,7 @@ import { legacyProxy } from './proxy/legacy-proxy.js';
 import { apiDocs } from './rest/api-docs.routes.js';
 import { configsRoutes } from './rest/configs.routes.js';
 import { labFieldsRoutes } from './rest/lab-fields.routes.js';
-import { labFieldsInsightsRoutes } from './rest/lab-fields-insights.routes.js';
+import { labFieldsSummaryExportRoutes } from './rest/lab-fields-summary-export.routes.js';
 import { methodNotAllowedRoutes } from './rest/method-not-allowed.routes.js';
 import { templatesRoutes } from './rest/templates.routes.js';
 import { shadowMode } from './shadow/shadow.plugin.js';
@@ -176,7 +176,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(templatesRoutes(deps));
   await app.register(configsRoutes(deps));
   await app.register(labFieldsRoutes(deps));
-  await app.register(labFieldsInsightsRoutes(deps));
+  await app.register(labFieldsSummaryExportRoutes(deps));
   await app.register(methodNotAllowedRoutes);
 
   // Keep last: whatever the routes above do not claim goes to legacy PY-3.

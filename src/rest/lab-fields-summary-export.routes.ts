@@ -121,7 +121,7 @@ function summarySnake(summary: LabFieldsSummary) {
  * Beyond the old system, for existing clients: the work-queue summary and the CSV export of the listing.
  * (Live counts are tRPC-only: labFields.onChange over SSE.)
  */
-export const labFieldsInsightsRoutes =
+export const labFieldsSummaryExportRoutes =
   (deps: AppDeps): FastifyPluginAsyncZod =>
   async (app) => {
     // Open live-count streams end before the server closes, so clients reconnect to another instance.
