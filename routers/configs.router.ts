@@ -3,7 +3,7 @@ import {
   listConfigsInput,
   saveConfigs,
   saveConfigsInput,
-} from '../src/services/configs.service.js';
+} from '../src/services/placeholder-configs.service.js';
 import { authedProcedure, router } from './trpc.js';
 
 export const configsRouter = router({

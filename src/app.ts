@@ -27,10 +27,10 @@ import { observeDatabasePool, observeHttpRequests } from './observability/http-m
 import { REQUEST_ID_HEADER, requestIdOf } from './observability/request-id.js';
 import { legacyProxy } from './proxy/legacy-proxy.js';
 import { apiDocs } from './rest/api-docs.routes.js';
-import { configsRoutes } from './rest/configs.routes.js';
 import { labFieldsRoutes } from './rest/lab-fields.routes.js';
 import { labFieldsSummaryExportRoutes } from './rest/lab-fields-summary-export.routes.js';
 import { methodNotAllowedRoutes } from './rest/method-not-allowed.routes.js';
+import { placeholderConfigsRoutes } from './rest/placeholder-configs.routes.js';
 import { templatesRoutes } from './rest/templates.routes.js';
 import { shadowMode } from './shadow/shadow.plugin.js';
 import { trpcHttp } from './trpc/trpc-http.plugin.js';
@@ -174,7 +174,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(apiDocs);
   await app.register(shadowMode(deps));
   await app.register(templatesRoutes(deps));
-  await app.register(configsRoutes(deps));
+  await app.register(placeholderConfigsRoutes(deps));
   await app.register(labFieldsRoutes(deps));
   await app.register(labFieldsSummaryExportRoutes(deps));
   await app.register(methodNotAllowedRoutes);

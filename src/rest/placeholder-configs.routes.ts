@@ -3,6 +3,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AppDeps } from '../app-deps.js';
 import { requirePrincipal } from '../auth/request-principal.js';
+import type { StartedEntityCreation } from '../services/entity-creation-start.service.js';
+import { idempotencyKeySchema } from '../services/idempotency.service.js';
 import {
   type ConfigView,
   checkConfigItems,
@@ -11,9 +13,7 @@ import {
   normalizeConfigItem,
   SNAKE_CASE_KEYS,
   saveConfigs,
-} from '../services/configs.service.js';
-import type { StartedEntityCreation } from '../services/entity-creation-start.service.js';
-import { idempotencyKeySchema } from '../services/idempotency.service.js';
+} from '../services/placeholder-configs.service.js';
 import { MODULES } from '../services/templates.service.js';
 import { queryBoolean } from './query.js';
 
@@ -102,7 +102,7 @@ function toSnakeCreation(creation: StartedEntityCreation) {
   };
 }
 
-export const configsRoutes =
+export const placeholderConfigsRoutes =
   (deps: AppDeps): FastifyPluginAsyncZod =>
   async (app) => {
     // The principal comes first: without one the answer is a 401, whatever the body or query holds.
