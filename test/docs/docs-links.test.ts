@@ -9,6 +9,9 @@ import { describe, expect, it } from 'vitest';
  */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const README_MAX_LINES = 150;
+/** A quoted file path of the repository's own folders, such as `test/rest/summary.test.ts`. */
+const REPOSITORY_PATH =
+  /^(?:src|test|routers|legacy-bridge|migrations|bench|examples|scripts|simulator|soak)\/[\w./-]+\.(?:ts|md|sql|json|svg)$/;
 
 const docsFiles = readdirSync(join(ROOT, 'docs'))
   .filter((name) => name.endsWith('.md'))
@@ -77,6 +80,12 @@ describe('the documentation', () => {
       .map((target) => brokenLink(file, target))
       .filter((problem) => problem !== null);
     expect(broken).toEqual([]);
+  });
+
+  it.each(checkedFiles)('%s names only repository files that exist where it quotes a path', (file) => {
+    const quoted = [...withoutCodeBlocks(read(file)).matchAll(/`([^`\s]+)`/g)].map((m) => m[1] ?? '');
+    const paths = quoted.filter((text) => REPOSITORY_PATH.test(text));
+    expect(paths.filter((path) => !existsSync(join(ROOT, path)))).toEqual([]);
   });
 
   it(`keeps the README a front door of at most ${README_MAX_LINES} lines`, () => {

@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectRows } from '../../src/db/driver-sql.js';
+import { LabMissingDetails } from '../../src/entities/index.js';
+import { toAppError } from '../../src/errors.js';
+import { labFieldsPageQuery } from '../../src/services/lab-fields.service.js';
+import { seedOpenEmailRows } from '../support/ecosystem-fixtures.js';
+import { newLabId, startTestApp, type TestApp } from '../support/harness.js';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp();
+});
+afterAll(async () => {
+  await t.close();
+});
+
+const principal = (labId: number) =>
+  ({ labId, userId: 7, role: 'lab_user', orgId: null, via: 'jwt' }) as const;
+
+describe('selectRows', () => {
+  it('returns exactly the rows em.execute returns, through the root reader as through a fork', async () => {
+    const labId = newLabId();
+    await seedOpenEmailRows(t.db, labId, [11, 12, 13]);
+    const { sql, params } = labFieldsPageQuery(principal(labId), { isResolved: false, limit: 2 });
+    const expected = await t.db.em().execute(sql, params);
+    expect(expected).toHaveLength(3);
+    expect(await selectRows(t.db.rootEm(), sql, params)).toEqual(expected);
+    expect(await selectRows(t.db.em(), sql, params)).toEqual(expected);
+  });
+
+  it("reads inside the caller's transaction, seeing its uncommitted rows", async () => {
+    const labId = newLabId();
+    const { sql, params } = labFieldsPageQuery(principal(labId), { isResolved: false, limit: 5 });
+    const rolledBack = new Error('roll back');
+    const outcome = t.db.em().transactional(async (tx) => {
+      const now = new Date();
+      await tx.insert(LabMissingDetails, {
+        labId,
+        orgId: null,
+        userDetailsId: 21,
+        billId: null,
+        fieldId: 1,
+        configId: null,
+        fieldName: 'email',
+        fieldValue: 'noemail@lab.in',
+        fieldModule: 'patient',
+        isResolved: false,
+        createdAt: now,
+        updatedAt: now,
+      });
+      expect(await selectRows(tx, sql, params)).toHaveLength(1);
+      throw rolledBack;
+    });
+    await expect(outcome).rejects.toBe(rolledBack);
+    expect(await selectRows(t.db.rootEm(), sql, params)).toHaveLength(0);
+  });
+
+  it('rejects with the driver error, which the error table maps like any other', async () => {
+    const failure = await selectRows(t.db.rootEm(), 'SELECT nope FROM nowhere_at_all', []).catch((e) => e);
+    expect(failure).toMatchObject({ code: 'ER_NO_SUCH_TABLE' });
+    expect(toAppError(failure).code).toBe('INTERNAL_SERVER_ERROR');
+  });
+});
