@@ -29,7 +29,7 @@ const bodyWatched = new WeakSet<Socket>();
 /**
  * Arms a socket-idle timer while a request body is coming in: a client that stops sending its body
  * loses the connection after `bodyIdleTimeoutMs` of silence. The timer is off again once the body
- * is in or the answer is out, so a slow legacy answer is bounded by LEGACY_TIMEOUT_MS, not by this.
+ * is in, so a slow legacy answer is bounded by LEGACY_TIMEOUT_MS, not by this.
  */
 function watchBody(request: FastifyRequest, bodyIdleTimeoutMs: number): void {
   const socket = request.raw.socket;
@@ -38,9 +38,9 @@ function watchBody(request: FastifyRequest, bodyIdleTimeoutMs: number): void {
     socket.on('timeout', () => socket.destroy());
   }
   socket.setTimeout(bodyIdleTimeoutMs);
-  const off = () => socket.setTimeout(0);
-  request.raw.once('end', off);
-  request.raw.once('close', off);
+  // Only a body that arrived whole turns it off: one answered early (a 401) but never finished
+  // still holds the connection, and is cut like any other.
+  request.raw.once('end', () => socket.setTimeout(0));
 }
 
 /**
@@ -71,6 +71,13 @@ export function installClientLimits(app: FastifyInstance, http: AppConfig['http'
     reply.raw.once('close', () => release(open, address));
     if (carriesBody(request)) watchBody(request, http.bodyIdleTimeoutMs);
     done();
+  });
+  // An answer given before the body arrived whole (a 401, a 413) ends the connection: Node would
+  // otherwise keep it alive, waiting on the rest of a body nobody reads.
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const realClient = typeof request.raw.socket?.setTimeout === 'function';
+    if (realClient && carriesBody(request) && !request.raw.complete) reply.header('connection', 'close');
+    done(null, payload);
   });
 }
 

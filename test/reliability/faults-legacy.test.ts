@@ -1,9 +1,9 @@
-import { request as httpRequest } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
 import { canonicalPath, hasDotSegments } from '../../src/http/canonical-path.js';
 import { isServicePath } from '../../src/http/route-table.js';
 import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { type RawAnswer, rawRequest } from '../support/raw-http.js';
 
 /**
  * undici's headers timeout ticks at 1 s resolution (up to ~1 s late), so "within LEGACY_TIMEOUT_MS
@@ -28,28 +28,8 @@ afterEach(() => {
   sim.state.py3Faults.length = 0;
 });
 
-/** A request over real HTTP with its path sent byte for byte (fetch would normalize `..` and `%2e`). */
-function raw(
-  method: string,
-  path: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; body: string; ms: number }> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          body: Buffer.concat(chunks).toString(),
-          ms: Date.now() - started,
-        }),
-      );
-    });
-    req.on('error', reject);
-    req.end();
-  });
+function raw(method: string, path: string, headers: Record<string, string> = {}): Promise<RawAnswer> {
+  return rawRequest(port, method, path, headers);
 }
 
 function tcpSockets(): number {
