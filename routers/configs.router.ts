@@ -4,13 +4,13 @@ import {
   saveConfigs,
   saveConfigsInput,
 } from '../src/services/placeholder-configs.service.js';
-import { authedProcedure, router } from './trpc.js';
+import { authedProcedure, labStaffProcedure, router } from './trpc.js';
 
 export const configsRouter = router({
   list: authedProcedure
     .input(listConfigsInput)
     .query(({ ctx, input }) => listConfigs(ctx.deps.db.em(), ctx.principal, input)),
-  save: authedProcedure
+  save: labStaffProcedure('config_write')
     .input(saveConfigsInput)
     .mutation(({ ctx, input }) => saveConfigs(ctx.deps.db.em(), ctx.principal, input, ctx.deps)),
 });

@@ -1,5 +1,6 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import { ZodError } from 'zod';
+import { type Operation, requirePermission } from '../src/auth/permissions.js';
 import { AppError, ERROR_TABLE, issuesFromZod, toAppError, UnauthorizedError } from '../src/errors.js';
 import type { Context } from './context.js';
 
@@ -47,3 +48,10 @@ export const authedProcedure = baseProcedure.use(async ({ ctx, next }) => {
   if (!principal) throw new UnauthorizedError();
   return next({ ctx: { ...ctx, principal } });
 });
+
+/** A procedure for lab-wide staff only (config writes, operator retries): others get FORBIDDEN before their input is read. */
+export const labStaffProcedure = (operation: Operation) =>
+  authedProcedure.use(({ ctx, next }) => {
+    requirePermission(ctx.principal, operation);
+    return next();
+  });

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AppDeps } from '../app-deps.js';
+import { requirePermission } from '../auth/permissions.js';
 import { requirePrincipal } from '../auth/request-principal.js';
 import type { StartedEntityCreation } from '../services/entity-creation-start.service.js';
 import { idempotencyKeySchema } from '../services/idempotency.service.js';
@@ -109,6 +110,9 @@ export const placeholderConfigsRoutes =
     const authenticate = async (request: FastifyRequest) => {
       await requirePrincipal(deps, request);
     };
+    const authorizeSave = async (request: FastifyRequest) => {
+      requirePermission(await requirePrincipal(deps, request), 'config_write');
+    };
 
     app.get(
       CONFIG_PATH,
@@ -134,7 +138,7 @@ export const placeholderConfigsRoutes =
     app.post(
       CONFIG_PATH,
       {
-        onRequest: authenticate,
+        onRequest: authorizeSave,
         schema: {
           tags: ['configs'],
           summary: "Create, update or disable the caller's lab configs",

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
@@ -23,6 +24,33 @@ interface Case {
   /** Scoped cases take ids; unscoped ones read or write only the caller's lab. */
   scoped: boolean;
   request(ids: Ids): InjectOptions;
+}
+
+/** The operation each case is, as the contract's permission table names it. */
+const OPERATION_OF: Record<string, string> = {
+  'trpc:configs.save': 'config_write',
+  'trpc:entityCreations.retry': 'entity_retry',
+  'trpc:labFields.resolve': 'resolve',
+  'trpc:capture.patient': 'capture',
+  'trpc:capture.bill': 'capture',
+  'POST /api-v3/registration/patients/lab-missing-details-config': 'config_write',
+  'PATCH /api-v3/account/missing-details/lab-fields': 'resolve',
+};
+const operationOf = (name: string) => OPERATION_OF[name] ?? 'read';
+
+/** The permission table of docs/legacy-contract.md: operation → principal kinds allowed. */
+function permissionTable(): Map<string, Set<string>> {
+  const text = readFileSync(new URL('../../docs/legacy-contract.md', import.meta.url), 'utf8');
+  const section = text.slice(text.indexOf('### Permission table'));
+  const rows = section.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| ---'));
+  const [header, ...body] = rows.map((row) =>
+    row
+      .split('|')
+      .slice(1, -1)
+      .map((cell) => cell.trim()),
+  );
+  const kinds = header!.slice(2);
+  return new Map(body.map((cells) => [cells[0]!, new Set(kinds.filter((_, i) => cells[i + 2] === 'yes'))]));
 }
 
 const BASE = '/api-v3';
@@ -157,6 +185,28 @@ describe('the authorization matrix', () => {
       }
     }
     expect(uncoveredRoutes, 'add these routes to CASES').toEqual([]);
+  });
+
+  it("holds the contract's permission table for every route and procedure and every kind of principal", async () => {
+    const table = permissionTable();
+    expect([...table.keys()].sort()).toEqual(['capture', 'config_write', 'entity_retry', 'read', 'resolve']);
+    const kinds = {
+      lab_staff: (labId: number) => authHeader({ labId, userId: 21 }),
+      organization_user: (labId: number) => authHeader({ labId, userId: 23, orgId: 9 }),
+      doctor: (labId: number) => authHeader({ labId, userId: 22, role: 'doctor' }),
+    } as const;
+    for (const [name, c] of Object.entries(CASES)) {
+      const allowed = table.get(operationOf(name))!;
+      for (const [kind, headersFor] of Object.entries(kinds)) {
+        const request = c.request(nonexistent());
+        const res = await t.app.inject({
+          ...request,
+          headers: { ...(await headersFor(own.labId)), ...(request.headers as object) },
+        });
+        if (allowed.has(kind)) expect(res.statusCode, `${name} as ${kind}: ${res.body}`).not.toBe(403);
+        else expect(res.statusCode, `${name} as ${kind} is refused`).toBe(403);
+      }
+    }
   });
 
   const callers = {

@@ -53,7 +53,7 @@ async function labState(labId: number) {
 
 describe('entity creation for local entity templates', () => {
   it('creates a placeholder insurance in the save and traces it', async () => {
-    const { labId, headers } = await labUser({ orgId: 9 });
+    const { labId, headers } = await labUser();
     const res = await save(headers, { configs: [{ field_id: 7, field_value: ' Self pay (missing) ' }] });
     expect(res.statusCode).toBe(200);
     const body = res.json();
@@ -73,7 +73,7 @@ describe('entity creation for local entity templates', () => {
         config_id: config.id,
         entity_name: 'insurance',
         object_id: objectId,
-        org_id: 9,
+        org_id: null,
       }),
     ]);
     expect(state.configs).toEqual([expect.objectContaining({ id: config.id, entity_object_id: objectId })]);
@@ -85,7 +85,7 @@ describe('entity creation for local entity templates', () => {
         object_id: objectId,
         lab_user_id: 7,
         doctor_id: null,
-        org_id: 9,
+        org_id: null,
       }),
     ]);
     expect(state.outbox).toEqual([]);
@@ -111,7 +111,7 @@ describe('entity creation for local entity templates', () => {
 
 describe('entity creation for entities made by the legacy bridge', () => {
   it('queues a referral doctor in the outbox and logs that it is queued', async () => {
-    const { labId, headers } = await labUser({ orgId: 9 });
+    const { labId, headers } = await labUser();
     const before = Date.now();
     const res = await save(headers, { configs: [{ field_id: 5, field_value: 'Dr. Unknown' }] });
     expect(res.statusCode).toBe(200);
@@ -125,7 +125,7 @@ describe('entity creation for entities made by the legacy bridge', () => {
     expect(state.outbox).toEqual([
       expect.objectContaining({
         lab_id: labId,
-        org_id: 9,
+        org_id: null,
         config_id: config.id,
         entity_type: 'referral_doctor',
         name: 'Dr. Unknown',
@@ -145,7 +145,7 @@ describe('entity creation for entities made by the legacy bridge', () => {
         action: 'entity_creation_queued',
         object_type: 'referral_doctor',
         lab_user_id: 7,
-        org_id: 9,
+        org_id: null,
       }),
     ]);
     expect(JSON.parse(state.activity[0]!.details as string)).toMatchObject({
@@ -155,22 +155,16 @@ describe('entity creation for entities made by the legacy bridge', () => {
     expect(state.traces).toEqual([]);
   });
 
-  it('records a doctor as the requester of a queued organization', async () => {
-    const { labId, headers } = await labUser({ role: 'doctor', userId: 55 });
-    const res = await save(headers, { configs: [{ field_id: 6, field_value: 'Walk-in' }] });
-    expect(res.json().entity_creations).toEqual([
-      expect.objectContaining({ entity_type: 'organization', status: 'queued', object_id: null }),
-    ]);
-    const state = await labState(labId);
-    expect(state.outbox).toEqual([
-      expect.objectContaining({
-        entity_type: 'organization',
-        org_id: null,
-        requested_by_lab_user_id: null,
-        requested_by_doctor_id: 55,
-      }),
-    ]);
-    expect(state.activity).toEqual([expect.objectContaining({ doctor_id: 55, lab_user_id: null })]);
+  it('refuses a config save of a doctor or an organization user with 403, and writes nothing', async () => {
+    for (const who of [{ role: 'doctor' as const, userId: 55 }, { orgId: 9 }]) {
+      const { labId, headers } = await labUser(who);
+      const res = await save(headers, { configs: [{ field_id: 6, field_value: 'Walk-in' }] });
+      expect(res.statusCode).toBe(403);
+      expect(res.json().error.code).toBe('FORBIDDEN');
+      const state = await labState(labId);
+      expect(state.outbox).toEqual([]);
+      expect(state.activity).toEqual([]);
+    }
   });
 });
 

@@ -112,15 +112,11 @@ describe('POST /api-v3/registration/patients/lab-missing-details-config', () => 
     expect(stored[0]).toMatchObject({ created_by_lab_user_id: 7, updated_by_lab_user_id: 8 });
   });
 
-  it('leaves the lab-user columns empty when a doctor saves', async () => {
+  it('leaves config writes to lab-wide staff: a doctor gets 403 and nothing is written', async () => {
     const { labId, headers } = await labUser({ role: 'doctor' });
-    expect((await save(headers, { configs: [{ field_id: 3, field_value: '1900-01-01' }] })).statusCode).toBe(
-      200,
-    );
-    expect((await configRows(labId))[0]).toMatchObject({
-      created_by_lab_user_id: null,
-      updated_by_lab_user_id: null,
-    });
+    const res = await save(headers, { configs: [{ field_id: 3, field_value: '1900-01-01' }] });
+    expect(res.statusCode).toBe(403);
+    expect(await configRows(labId)).toEqual([]);
   });
 
   it('soft-disables a config, keeps the row, and re-enabling creates a new active row', async () => {
