@@ -33,3 +33,14 @@ export function lookupKey(module: string, templateName: string): string | undefi
 export function mappedKeys(module: string): string[] {
   return FIELD_MAP.filter((m) => m.module === module).map((m) => m.key);
 }
+
+/**
+ * The saved body's values the engine reads: the mapped keys of the module and nothing else. Keys the
+ * map does not know (long, nested, odd) are dropped here, so they can neither fail a capture nor be
+ * stored or logged with it.
+ */
+export function onlyMappedValues(module: string, values: Record<string, unknown>): Record<string, unknown> {
+  const kept: Record<string, unknown> = {};
+  for (const key of mappedKeys(module)) if (Object.hasOwn(values, key)) kept[key] = values[key];
+  return kept;
+}

@@ -46,7 +46,7 @@ async function capturePatientSave(input: AugmentInput): Promise<AugmentOutcome> 
   const result = await captureDurably(
     input.deps.db,
     input.principal,
-    { module: 'patient', ...patient, billId: null, values: input.requestBody },
+    { module: 'patient', ...patient, orgIsCurrent: true, billId: null, values: input.requestBody },
     input.log,
     input.deps.config.capture.spoolDir,
   );
@@ -65,7 +65,7 @@ async function captureBillUpdate(input: AugmentInput): Promise<AugmentOutcome> {
   const result = await captureDurably(
     input.deps.db,
     input.principal,
-    { module: 'bill', ...patient, billId, values: input.requestBody },
+    { module: 'bill', ...patient, orgIsCurrent: true, billId, values: input.requestBody },
     input.log,
     input.deps.config.capture.spoolDir,
   );

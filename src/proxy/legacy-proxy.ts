@@ -211,7 +211,7 @@ async function answerAugmented(
 
   let requestBody: Record<string, unknown> | undefined;
   if (route.readsRequestBody) {
-    const body = await requestBodyOf(recorder);
+    const body = await requestBodyOf(recorder, request.headers['content-type']);
     if (body === 'too_large') return passThrough('request_body_too_large');
     if (!body) return passThrough('unreadable_request_body');
     requestBody = body;
@@ -252,13 +252,25 @@ function isJson(text: string): boolean {
 
 async function requestBodyOf(
   recorder: RequestBodyRecorder | undefined,
+  contentType: string | undefined,
 ): Promise<Record<string, unknown> | 'too_large' | undefined> {
   if (!recorder) return undefined;
   const recorded = await recorder.recorded;
   if (recorded.kind === 'too_large') return 'too_large';
   if (recorded.kind !== 'complete') return undefined;
+  return savedObjectOf(recorded.bytes.toString('utf8'), contentType);
+}
+
+/**
+ * The saved object of a captured write, read as legacy reads it: JSON, or a form
+ * (`application/x-www-form-urlencoded`, every value a string; a repeated key keeps its last value).
+ */
+function savedObjectOf(text: string, contentType: string | undefined): Record<string, unknown> | undefined {
+  if (/^application\/x-www-form-urlencoded\s*(;|$)/i.test(contentType ?? '')) {
+    return Object.fromEntries(new URLSearchParams(text));
+  }
   try {
-    const body: unknown = JSON.parse(recorded.bytes.toString('utf8'));
+    const body: unknown = JSON.parse(text);
     return isPlainObject(body) ? body : undefined;
   } catch {
     return undefined;

@@ -178,7 +178,8 @@ export class CaptureRetrier implements BackgroundTask {
       if (!parsed?.success) {
         await rename(path, `${path}.rejected`).catch(() => undefined);
         captureOutcomes.inc({ outcome: 'spool_rejected' });
-        logger.error({ path, content: text.slice(0, 10_000) }, 'unreadable capture spool file set aside');
+        // The file stays on disk (renamed) for an operator; its content may hold patient values, so it is not logged.
+        logger.error({ path, bytes: text.length }, 'unreadable capture spool file set aside');
         continue;
       }
       captures.push(parsed.data as StoredCapture);
@@ -262,7 +263,7 @@ WHERE \`id\` IN (${landed.map(() => '?').join(', ')})`,
       'run',
     );
     captureOutcomes.inc({ outcome: 'rejected' });
-    this.#options.logger.error({ err: error, outboxId: row.id, input: row.input }, 'stored capture rejected');
+    this.#options.logger.error({ err: error, outboxId: row.id }, 'stored capture rejected');
   }
 
   async #markFailed(tx: Em, row: DueRow, error: unknown, now: Date, maxBackoffMs: number): Promise<void> {

@@ -9,7 +9,7 @@ import { backoffDelayMs } from '../backoff.js';
 import type { Database, Em } from '../db/database.js';
 import { withDeadlockRetry } from '../db/deadlock-retry.js';
 import { emSession, inRawTransaction, type SqlSession } from '../db/driver-sql.js';
-import { lookupKey, mappedKeys } from '../engine/field-map.js';
+import { lookupKey, mappedKeys, onlyMappedValues } from '../engine/field-map.js';
 import {
   type LabConfigCache,
   type LabConfigRow,
@@ -31,6 +31,11 @@ export interface CaptureInput {
   billId: number | null;
   /** The patient's organization (null when none). */
   orgId: number | null;
+  /**
+   * Whether `orgId` is known to be the patient's organization now (legacy's answer names it, or the
+   * caller gave it): then the patient's open rows under another organization move to it.
+   */
+  orgIsCurrent?: boolean;
   values: Record<string, unknown>;
 }
 
@@ -67,7 +72,8 @@ export const captureOutcomes = new Counter({
 /** The columns are signed int in the legacy tables. */
 const MAX_ID = 2_147_483_647;
 const positiveId = z.number().int().positive().max(MAX_ID);
-const captureValues = z.record(z.string().max(255), z.unknown());
+// Any keys: the engine keeps only the field map's (onlyMappedValues), the rest is ignored.
+const captureValues = z.record(z.string(), z.unknown());
 
 export const capturePatientInput = z
   .object({ userDetailsId: positiveId, orgId: positiveId.nullish(), values: captureValues })
@@ -265,7 +271,10 @@ async function captureOn(
     }
   }
 
-  const rows = read.rows;
+  // An organization user acts on its organization's rows only: another organization's open row of
+  // the same patient is neither resolved, nor counted, nor reported (contract: "Who may do what").
+  const visible = (orgId: number | null) => principal.orgId === null || orgId === principal.orgId;
+  const rows = read.rows.filter((row) => visible(row.org_id));
   const openByField = new Map<number, PatientRow>();
   const fieldsChangedSince = new Set<number>();
   for (const row of rows) {
@@ -326,9 +335,39 @@ VALUES ${toOpen.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)').join(', ')}`,
     );
   }
 
-  const visible = (orgId: number | null) => principal.orgId === null || orgId === principal.orgId;
-  const stillOpen = rows.some((row) => !row.is_resolved && !resolvedNow.has(row.id) && visible(row.org_id));
+  const moved = input.orgIsCurrent
+    ? await moveToOrganization(sql, labId, rows, resolvedNow, input.orgId, now)
+    : 0;
+  const stillOpen = rows.some(
+    (row) =>
+      !row.is_resolved && !resolvedNow.has(row.id) && (moved ? visible(input.orgId) : visible(row.org_id)),
+  );
   return { opened, resolved, hasMissingFields: stillOpen || (toOpen.length > 0 && visible(input.orgId)) };
+}
+
+/**
+ * A patient who changed organization: the save names `orgId`, and the patient's rows still open
+ * under another organization move to it in the capture's transaction, so listings, flags and counts
+ * follow the patient. Resolved rows keep the organization they were resolved under. One statement,
+ * only when a row has to move.
+ */
+async function moveToOrganization(
+  sql: SqlSession,
+  labId: number,
+  rows: readonly PatientRow[],
+  resolvedNow: ReadonlySet<number>,
+  orgId: number | null,
+  now: Date,
+): Promise<number> {
+  const moving = rows
+    .filter((row) => !row.is_resolved && !resolvedNow.has(row.id) && row.org_id !== orgId)
+    .map((row) => row.id);
+  if (moving.length === 0) return 0;
+  return sql.run(
+    `UPDATE \`LabMissingDetails\` SET \`org_id\` = ?, \`updated_at\` = ?
+WHERE \`id\` IN (${moving.map(() => '?').join(', ')}) AND \`lab_id\` = ? AND \`is_resolved\` = 0`,
+    [orgId, now, ...moving, labId],
+  );
 }
 
 /**
@@ -362,7 +401,14 @@ export async function captureForCaller(
     throw new ForbiddenError(`orgId: you may only capture patients of organization ${principal.orgId}`);
   }
   const orgId = input.orgId ?? principal.orgId;
-  return captureInTransaction(db.rootEm(), principal, { ...input, orgId }, { configCache: db.labConfigs });
+  const orgIsCurrent = input.orgId !== undefined;
+  const values = onlyMappedValues(input.module, input.values);
+  return captureInTransaction(
+    db.rootEm(),
+    principal,
+    { ...input, orgId, orgIsCurrent, values },
+    { configCache: db.labConfigs },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -470,6 +516,8 @@ export async function captureDurably(
   /** Where the capture goes when even the database is unreachable (CAPTURE_SPOOL_DIR). */
   spoolDir: string,
 ): Promise<CaptureResult | null> {
+  // Only what the engine reads is kept, stored or replayed: never the rest of the patient's record.
+  input = { ...input, values: onlyMappedValues(input.module, input.values) };
   const capturedAt = new Date();
   const where = {
     labId: principal.labId,
@@ -501,9 +549,12 @@ export async function captureDurably(
     lastError: errorText(failure),
   };
   if (failure instanceof ValidationError) {
-    // Retrying cannot fix a save the engine cannot read; it is logged in full instead.
+    // Retrying cannot fix a save the engine cannot read. Logged without its values (patient data).
     captureOutcomes.inc({ outcome: 'rejected' });
-    log.error({ err: failure, capture: stored }, 'capture rejected: the saved object cannot be captured');
+    log.error(
+      { issues: failure.issues?.map((i) => i.path), ...where },
+      'capture rejected: the saved object cannot be captured',
+    );
     return null;
   }
   log.warn({ err: failure, ...where }, 'capture failed; storing it for retry');
@@ -524,9 +575,10 @@ export async function captureDurably(
     log.warn({ captureKey: stored.captureKey, path, ...where }, 'capture spooled to disk for retry');
   } catch (error) {
     captureOutcomes.inc({ outcome: 'lost' });
+    // The values stay out of the log (patient data); the capture is counted as lost.
     log.error(
-      { err: error, capture: stored },
-      'capture could not be stored anywhere: replay it from this entry',
+      { err: error, captureKey: stored.captureKey, ...where },
+      'capture could not be stored anywhere',
     );
   }
   return null;

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Em } from '../db/database.js';
 import { withDeadlockRetry } from '../db/deadlock-retry.js';
+import { lookupKey } from '../engine/field-map.js';
 import { LabMissingDetailsConfiguration, MissingDetailsTemplate } from '../entities/index.js';
 import { type ErrorIssue, ValidationError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
@@ -422,6 +423,12 @@ async function checkTemplates(
     } else if (!template.isActive && !item.isDisabled) {
       // Disabling stays possible, so that a lab can turn off a config whose template was retired.
       issues.push({ path, message: `template ${item.fieldId} (${template.name}) is inactive` });
+    } else if (!item.isDisabled && lookupKey(template.module, template.name) === undefined) {
+      // A config the engine could never capture would sit in the lab's list doing nothing.
+      issues.push({
+        path,
+        message: `template ${item.fieldId} (${template.name}) has no field-map entry: saves could never be captured for it`,
+      });
     }
   });
   const first = issues[0];

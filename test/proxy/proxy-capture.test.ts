@@ -165,10 +165,9 @@ describe('POST /api-v3/registration/patients/new (captured)', () => {
     expect(forwarded?.headers['accept-encoding']).toBeUndefined();
   });
 
-  it('forwards a body it cannot read as JSON and leaves the answer untouched', async () => {
+  it('captures a form-encoded save like a JSON one', async () => {
     const labId = newLabId();
     await configure(labId, EMAIL, 'noemail@lab.in');
-    const before = await untouchedCount('patient_save', 'unreadable_request_body');
     const res = await t.app.inject({
       method: 'POST',
       url: '/api-v3/registration/patients/new',
@@ -177,6 +176,20 @@ describe('POST /api-v3/registration/patients/new (captured)', () => {
         ...(await authHeader({ labId, userId: 7 })),
       },
       payload: 'email=noemail%40lab.in',
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toHaveProperty('has_missing_fields', true);
+  });
+
+  it('forwards a body it cannot read and leaves the answer untouched, counting the miss', async () => {
+    const labId = newLabId();
+    await configure(labId, EMAIL, 'noemail@lab.in');
+    const before = await untouchedCount('patient_save', 'unreadable_request_body');
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api-v3/registration/patients/new',
+      headers: { 'content-type': 'application/json', ...(await authHeader({ labId, userId: 7 })) },
+      payload: '["email", "noemail@lab.in"]',
     });
     expect(res.statusCode).toBe(200);
     expect(res.json()).not.toHaveProperty('has_missing_fields');
