@@ -1,4 +1,5 @@
 import { defineEntity, type InferEntity } from '@mikro-orm/core';
+import { MicrosecondTimestampType } from '../db/microsecond-timestamp.type.js';
 
 export const LabMissingDetailsConfiguration = defineEntity({
   name: 'LabMissingDetailsConfiguration',
@@ -15,8 +16,9 @@ export const LabMissingDetailsConfiguration = defineEntity({
     isDisabled: p.boolean().fieldName('is_disabled').columnType('tinyint(1)').default(false),
     createdByLabUserId: p.integer().fieldName('created_by_lab_user_id').nullable(),
     updatedByLabUserId: p.integer().fieldName('updated_by_lab_user_id').nullable(),
-    createdAt: p.datetime(6).fieldName('created_at'),
-    updatedAt: p.datetime(6).fieldName('updated_at'),
+    // Read and written as text, so that microseconds survive (see MicrosecondTimestampType).
+    createdAt: p.type(MicrosecondTimestampType).fieldName('created_at'),
+    updatedAt: p.type(MicrosecondTimestampType).fieldName('updated_at'),
   }),
 });
 export type LabMissingDetailsConfiguration = InferEntity<typeof LabMissingDetailsConfiguration>;

@@ -3,6 +3,7 @@ import { bridgeCreationEvents } from '../../legacy-bridge/metrics.js';
 import { utcDate } from '../../legacy-bridge/outbox.js';
 import type { Principal } from '../auth/principal.js';
 import type { Em } from '../db/database.js';
+import { dbTimestampOf, isoMicros } from '../db/microsecond-timestamp.type.js';
 import {
   ENTITY_CREATION_STATUSES,
   type EntityCreationStatus,
@@ -80,8 +81,12 @@ interface OutboxRow {
   retry_count: number;
 }
 
+/** A datetime(6) column as its text, microseconds kept (mysql2's Date keeps milliseconds). */
+const micros = (column: string) => `DATE_FORMAT(${column}, '%Y-%m-%d %H:%i:%s.%f') AS ${column}`;
+
 function iso(value: string | Date | null): string | null {
-  return value === null ? null : utcDate(value).toISOString();
+  if (value === null) return null;
+  return isoMicros(typeof value === 'string' ? value : dbTimestampOf(value));
 }
 
 function toView(row: OutboxRow, now: Date): EntityCreationView {
@@ -99,7 +104,7 @@ function toView(row: OutboxRow, now: Date): EntityCreationView {
     nextAttemptAt: row.status === 'queued' ? iso(row.next_attempt_at) : null,
     inFlight,
     objectId: row.object_id,
-    createdAt: createdAt.toISOString(),
+    createdAt: iso(row.created_at)!,
     ageSeconds: Math.max(0, Math.floor((now.getTime() - createdAt.getTime()) / 1000)),
     deliveredAt: iso(row.delivered_at),
     failedAt: iso(row.failed_at),
@@ -141,8 +146,9 @@ export async function listEntityCreations(
     params.push(decodeCursor(input.cursor));
   }
   const rows = await em.execute<OutboxRow[]>(
-    `SELECT id, config_id, entity_type, name, status, attempts, last_error, next_attempt_at, claim_expires_at,
-            object_id, created_at, delivered_at, failed_at, retried_at, retry_count
+    `SELECT id, config_id, entity_type, name, status, attempts, last_error, ${micros('next_attempt_at')},
+            ${micros('claim_expires_at')}, object_id, ${micros('created_at')}, ${micros('delivered_at')},
+            ${micros('failed_at')}, ${micros('retried_at')}, retry_count
        FROM ${TABLE}
       WHERE ${conditions.join(' AND ')}
       ORDER BY id DESC

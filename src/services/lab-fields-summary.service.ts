@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Em } from '../db/database.js';
+import { dbTimestampOf, isoMicros } from '../db/microsecond-timestamp.type.js';
 import {
   checkCreatedRange,
   type DbTimestamp,
@@ -114,14 +115,6 @@ export interface LabFieldsSummary {
 }
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');
-
-/** A Date as a UTC `datetime(6)` literal. */
-export function dbTimestampOf(date: Date): DbTimestamp {
-  return (
-    `${pad(date.getUTCFullYear(), 4)}-${pad(date.getUTCMonth() + 1)}-${pad(date.getUTCDate())} ` +
-    `${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())}.${pad(date.getUTCMilliseconds(), 3)}000`
-  );
-}
 
 export interface SqlQuery {
   sql: string;
@@ -336,7 +329,7 @@ export async function summarizeLabFields(
   const automatic = total - untracked - manual;
 
   return {
-    generatedAt: now.toISOString(),
+    generatedAt: isoMicros(dbTimestampOf(now)),
     open: {
       total: byField.reduce((sum, field) => sum + field.total, 0),
       aging: totalAging,

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Em } from '../db/database.js';
 import { withDeadlockRetry } from '../db/deadlock-retry.js';
+import { dbTimestampNow, isoMicros } from '../db/microsecond-timestamp.type.js';
 import { lookupKey } from '../engine/field-map.js';
 import { LabMissingDetailsConfiguration, MissingDetailsTemplate } from '../entities/index.js';
 import { type ErrorIssue, ValidationError } from '../errors.js';
@@ -194,8 +195,8 @@ function toView(row: LabMissingDetailsConfiguration): ConfigView {
     fieldCategory: row.fieldCategory,
     entityObjectId: row.entityObjectId ?? null,
     isDisabled: row.isDisabled,
-    createdAt: new Date(row.createdAt).toISOString(),
-    updatedAt: new Date(row.updatedAt).toISOString(),
+    createdAt: isoMicros(row.createdAt),
+    updatedAt: isoMicros(row.updatedAt),
   };
 }
 
@@ -278,6 +279,8 @@ async function applySave(
   const labId = principal.labId;
   const actorLabUserId = principal.role === 'lab_user' ? principal.userId : null;
   const fieldIds = items.map((item) => item.fieldId);
+  // The configs' own stamps keep microseconds (the columns are datetime(6)).
+  const stamp = dbTimestampNow();
 
   const templates = await checkTemplates(em, items);
   await lockLabFields(em, labId, fieldIds);
@@ -328,7 +331,7 @@ async function applySave(
     await em.nativeUpdate(
       LabMissingDetailsConfiguration,
       { id: { $in: toDisable }, labId },
-      { isDisabled: true, updatedAt: now, updatedByLabUserId: actorLabUserId },
+      { isDisabled: true, updatedAt: stamp, updatedByLabUserId: actorLabUserId },
     );
   }
   // At most 50 rows, each with its own value: one statement per row reads better than a CASE.
@@ -336,7 +339,7 @@ async function applySave(
     await em.nativeUpdate(
       LabMissingDetailsConfiguration,
       { id: update.id, labId },
-      { fieldValue: update.fieldValue, updatedAt: now, updatedByLabUserId: actorLabUserId },
+      { fieldValue: update.fieldValue, updatedAt: stamp, updatedByLabUserId: actorLabUserId },
     );
   }
   if (toCreate.length > 0) {
@@ -355,8 +358,8 @@ async function applySave(
           isDisabled: false,
           createdByLabUserId: actorLabUserId,
           updatedByLabUserId: actorLabUserId,
-          createdAt: now,
-          updatedAt: now,
+          createdAt: stamp,
+          updatedAt: stamp,
         };
       }),
     );

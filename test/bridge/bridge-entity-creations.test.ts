@@ -68,10 +68,10 @@ describe('tRPC entityCreations.list', () => {
       status: 'queued',
       attempts: 0,
       lastError: null,
-      nextAttemptAt: createdAt.toISOString(),
+      nextAttemptAt: createdAt.toISOString().replace('Z', '000Z'),
       inFlight: false,
       objectId: null,
-      createdAt: createdAt.toISOString(),
+      createdAt: createdAt.toISOString().replace('Z', '000Z'),
       ageSeconds: expect.any(Number),
       deliveredAt: null,
       failedAt: null,
@@ -83,7 +83,7 @@ describe('tRPC entityCreations.list', () => {
       status: 'failed',
       lastError: 'PY-2 answered 400: bad name',
       nextAttemptAt: null,
-      failedAt: createdAt.toISOString(),
+      failedAt: createdAt.toISOString().replace('Z', '000Z'),
     });
     expect(items[0]).toMatchObject({ status: 'delivered', objectId: 4242, nextAttemptAt: null });
   });

@@ -188,3 +188,33 @@ describe('config saves', () => {
     }
   });
 });
+
+describe('times', () => {
+  it('prints every stored time with its six fractional digits, on REST and tRPC alike', async () => {
+    const { labId, staff } = await labWithEmailPlaceholder('times@lab.in');
+    await db
+      .em()
+      .execute(
+        "UPDATE `LabMissingDetailsConfiguration` SET `created_at` = '2024-01-02 03:04:05.123456', `updated_at` = '2024-01-02 03:04:05.654321' WHERE `lab_id` = ?",
+        [labId],
+      );
+    const rest = await app.inject({ url: CONFIGS, headers: staff });
+    expect(rest.json().configs[0]).toMatchObject({
+      created_at: '2024-01-02T03:04:05.123456Z',
+      updated_at: '2024-01-02T03:04:05.654321Z',
+    });
+    const trpc = await app.inject({ ...trpcRequest('configs.list', 'query', {}), headers: staff });
+    expect(trpc.json().result.data.configs[0]).toMatchObject({
+      createdAt: '2024-01-02T03:04:05.123456Z',
+      updatedAt: '2024-01-02T03:04:05.654321Z',
+    });
+    const saved = await app.inject({
+      method: 'POST',
+      url: CONFIGS,
+      headers: staff,
+      payload: { configs: [{ field_id: 2, field_value: '0000000000' }] },
+    });
+    const stamp = saved.json().configs.find((c: { field_id: number }) => c.field_id === 2).created_at;
+    expect(stamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+  });
+});

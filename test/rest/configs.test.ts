@@ -3,7 +3,7 @@ import type { TokenClaims } from '../../src/auth/token.js';
 import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
 
 const CONFIG_URL = '/api-v3/registration/patients/lab-missing-details-config';
-const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
 
 let t: TestApp;
 beforeAll(async () => {

@@ -4,6 +4,7 @@ import pino from 'pino';
 import { Py2Client } from '../../legacy-bridge/py2-client.js';
 import { BridgeWorker, type BridgeWorkerSettings } from '../../legacy-bridge/worker.js';
 import { Database } from '../../src/db/database.js';
+import { dbTimestampOf } from '../../src/db/microsecond-timestamp.type.js';
 import { databaseName, ensureDatabaseExists, initOrm, migrateUp } from '../../src/db/orm.js';
 import { EntityCreationOutbox, LabMissingDetailsConfiguration } from '../../src/entities/index.js';
 import { testDatabaseUrl } from './env.js';
@@ -113,8 +114,8 @@ export async function seedCreations(
       isDisabled: false,
       createdByLabUserId: 7,
       updatedByLabUserId: 7,
-      createdAt: now,
-      updatedAt: now,
+      createdAt: dbTimestampOf(now),
+      updatedAt: dbTimestampOf(now),
     });
     configIds.push(Number(id));
   }

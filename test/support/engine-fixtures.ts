@@ -1,5 +1,6 @@
 import type { Principal } from '../../src/auth/principal.js';
 import type { Em } from '../../src/db/database.js';
+import { dbTimestampOf } from '../../src/db/microsecond-timestamp.type.js';
 import {
   LabMissingDetailsConfiguration,
   MissingDetailsEntityCreation,
@@ -59,8 +60,8 @@ export async function seedConfigs(em: Em, labId: number, seeds: readonly ConfigS
       fieldCategory: template.category,
       entityObjectId: seed.entityObjectId ?? seed.createdEntityIds?.at(-1) ?? null,
       isDisabled: seed.disabled ?? false,
-      createdAt: now,
-      updatedAt: now,
+      createdAt: dbTimestampOf(now),
+      updatedAt: dbTimestampOf(now),
     })) as number;
     for (const objectId of seed.createdEntityIds ?? []) {
       await em.insert(MissingDetailsEntityCreation, {
