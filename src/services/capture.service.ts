@@ -161,7 +161,9 @@ interface EngineRead {
  * changed after the original save; the lab's config version; and, unless `heldVersion` is that
  * version (or `withConfigs` is false), every config of the lab with its template and each
  * placeholder entity created for it. One statement is one snapshot, so the configs are exactly
- * those of the version read with them.
+ * those of the version read with them. A config's placeholder entities are every entity ever
+ * traced for its field in the lab, under this config row or an earlier one (disabled, or since
+ * changed): a bill saved with the first "Self pay (missing)" still opens a row.
  */
 async function readForCapture(
   sql: SqlSession,
@@ -194,9 +196,14 @@ SELECT 'config', c.\`id\`, NULL, c.\`field_id\`, NULL, c.\`field_value\`, NULL, 
   c.\`is_disabled\`, t.\`is_active\`, c.\`entity_object_id\`, e.\`object_id\`, NULL
 FROM \`LabMissingDetailsConfiguration\` c
 JOIN \`MissingDetailsTemplates\` t ON t.\`id\` = c.\`field_id\`
-LEFT JOIN \`MissingDetailsEntityCreation\` e ON e.\`lab_id\` = c.\`lab_id\` AND e.\`config_id\` = c.\`id\`
+LEFT JOIN (
+  SELECT f.\`field_id\`, x.\`object_id\`
+  FROM \`MissingDetailsEntityCreation\` x
+  JOIN \`LabMissingDetailsConfiguration\` f ON f.\`id\` = x.\`config_id\` AND f.\`lab_id\` = x.\`lab_id\`
+  WHERE x.\`lab_id\` = ?
+) e ON e.\`field_id\` = c.\`field_id\`
 WHERE c.\`lab_id\` = ? AND ${LAB_CONFIG_VERSION_SQL} <> ?`;
-    params.push(labId, labId, configs.heldVersion);
+    params.push(labId, labId, labId, configs.heldVersion);
   }
   const result = await sql.rows<EngineReadRow>(
     `SELECT 'row' AS kind, d.\`id\`, d.\`bill_id\`, d.\`field_id\`, d.\`config_id\`, d.\`field_value\`, d.\`org_id\`,

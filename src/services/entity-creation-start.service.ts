@@ -54,6 +54,24 @@ export async function startEntityCreations(
   for (const request of requests) {
     if (isLocal(request.entityType)) {
       views.push(await createLocally(em, principal, request, request.entityType, now));
+      continue;
+    }
+    // A name PY-2 already created for the lab is not sent again: the config takes that object.
+    const objectId = await deliveredObjectId(em, principal.labId, request);
+    if (objectId !== undefined) {
+      await recordEntityCreated(
+        em,
+        {
+          ...request,
+          labId: principal.labId,
+          orgId: principal.orgId,
+          objectId,
+          actor: principal,
+          track: 'legacy_bridge',
+        },
+        now,
+      );
+      views.push({ configId: request.configId, entityType: request.entityType, status: 'created', objectId });
     } else {
       bridged.push(request);
       views.push({
@@ -75,10 +93,16 @@ async function createLocally(
   entityType: LocalEntityType,
   now: Date,
 ): Promise<StartedEntityCreation> {
-  const table = entityType === 'insurance' ? LabInsurance : LabGroup;
-  const objectId = Number(
-    await em.insert(table, { labId: principal.labId, name: request.name, isActive: true, createdAt: now }),
-  );
+  const objectId =
+    (await reuseLocalEntity(em, principal.labId, entityType, request.name)) ??
+    Number(
+      await em.insert(entityType === 'insurance' ? LabInsurance : LabGroup, {
+        labId: principal.labId,
+        name: request.name,
+        isActive: true,
+        createdAt: now,
+      }),
+    );
   await recordEntityCreated(
     em,
     {
@@ -95,6 +119,42 @@ async function createLocally(
   );
   entityCreationsStarted.inc({ track: 'local' });
   return { configId: request.configId, entityType, status: 'created', objectId };
+}
+
+/**
+ * The lab's insurance or group of that name, reactivated when it was retired: one placeholder
+ * entity per (lab, type, name), so a config enabled again (or set back to an earlier value) does not
+ * give the lab's pick-lists a second "Self pay (missing)".
+ */
+async function reuseLocalEntity(
+  em: Em,
+  labId: number,
+  entityType: LocalEntityType,
+  name: string,
+): Promise<number | undefined> {
+  const table = entityType === 'insurance' ? '`LabInsurance`' : '`LabGroup`';
+  const [found] = await em.execute<{ id: number; is_active: number }[]>(
+    `SELECT \`id\`, \`is_active\` FROM ${table} WHERE \`lab_id\` = ? AND \`name\` = ? ORDER BY \`is_active\` DESC, \`id\` LIMIT 1 FOR UPDATE`,
+    [labId, name],
+  );
+  if (!found) return undefined;
+  if (!found.is_active) {
+    await em.execute(`UPDATE ${table} SET \`is_active\` = 1 WHERE \`id\` = ?`, [found.id], 'run');
+  }
+  return Number(found.id);
+}
+
+/** The object id PY-2 already gave the lab for an entity of that type and name, if it did. */
+async function deliveredObjectId(
+  em: Em,
+  labId: number,
+  request: EntityCreationRequest,
+): Promise<number | undefined> {
+  const [found] = await em.execute<{ object_id: number }[]>(
+    'SELECT `object_id` FROM `md_entity_creation_outbox` WHERE `lab_id` = ? AND `entity_type` = ? AND `name` = ? AND `object_id` IS NOT NULL ORDER BY `id` LIMIT 1',
+    [labId, request.entityType, request.name],
+  );
+  return found ? Number(found.object_id) : undefined;
 }
 
 async function queueForBridge(

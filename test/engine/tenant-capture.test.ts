@@ -218,3 +218,77 @@ describe('times', () => {
     expect(stamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
   });
 });
+
+describe('placeholder entities', () => {
+  const saveInsurance = async (headers: Record<string, string>, item: Record<string, unknown>) =>
+    app.inject({ method: 'POST', url: CONFIGS, headers, payload: { configs: [{ field_id: 7, ...item }] } });
+
+  it('keeps one entity per lab, type and name across disable, enable and value changes, and every one stays a placeholder', async () => {
+    const labId = newLabId();
+    const staff = await authHeader({ labId, userId: 3 });
+    const first = (await saveInsurance(staff, { field_value: 'Self pay (missing)' })).json()
+      .entity_creations[0].object_id;
+    await saveInsurance(staff, { is_disabled: true });
+    const again = (await saveInsurance(staff, { field_value: 'Self pay (missing)' })).json()
+      .entity_creations[0];
+    expect(again).toMatchObject({ status: 'created', object_id: first });
+    const other = (await saveInsurance(staff, { field_value: 'Unknown payer' })).json().entity_creations[0]
+      .object_id;
+    const back = (await saveInsurance(staff, { field_value: 'Self pay (missing)' })).json()
+      .entity_creations[0];
+    expect(back.object_id).toBe(first);
+    const named = await db
+      .em()
+      .execute(
+        'SELECT `name`, COUNT(*) AS n FROM `LabInsurance` WHERE `lab_id` = ? GROUP BY `name` ORDER BY `name`',
+        [labId],
+      );
+    expect(named.map((r) => [r.name, Number(r.n)])).toEqual([
+      ['Self pay (missing)', 1],
+      ['Unknown payer', 1],
+    ]);
+    // A bill saved with either entity opens a row: both were placeholders of the lab's insurance field.
+    for (const [i, id] of [first, other].entries()) {
+      const res = await app.inject({
+        ...trpcRequest('capture.bill', 'mutation', {
+          userDetailsId: 8_100_000 + i,
+          billId: 9_100_000 + i,
+          values: { insurance: { id, name: 'whatever the bill says' } },
+        }),
+        headers: staff,
+      });
+      expect(res.json().result.data, `entity ${id}`).toMatchObject({ opened: 1 });
+    }
+  });
+
+  it('does not send PY-2 a name it already created for the lab', async () => {
+    const labId = newLabId();
+    const staff = await authHeader({ labId, userId: 3 });
+    const save = (item: Record<string, unknown>) =>
+      app.inject({
+        method: 'POST',
+        url: CONFIGS,
+        headers: staff,
+        payload: { configs: [{ field_id: 5, ...item }] },
+      });
+    expect((await save({ field_value: 'Dr. Unknown' })).json().entity_creations[0]).toMatchObject({
+      status: 'queued',
+    });
+    // PY-2 delivered it (as the bridge worker records a delivery).
+    await db
+      .em()
+      .execute(
+        "UPDATE `md_entity_creation_outbox` SET `status` = 'delivered', `object_id` = 7777 WHERE `lab_id` = ?",
+        [labId],
+      );
+    await save({ is_disabled: true });
+    const again = (await save({ field_value: 'Dr. Unknown' })).json().entity_creations[0];
+    expect(again).toMatchObject({ status: 'created', object_id: 7777 });
+    const [count] = await db
+      .em()
+      .execute<{ n: number }[]>('SELECT COUNT(*) AS n FROM `md_entity_creation_outbox` WHERE `lab_id` = ?', [
+        labId,
+      ]);
+    expect(Number(count?.n)).toBe(1);
+  });
+});

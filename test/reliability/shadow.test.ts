@@ -66,7 +66,7 @@ function asLegacyWouldRender<T>(items: T[]): T[] {
       entries.map(([key, value]) => [
         key,
         typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(value)
-          ? value.replace(/(\.\d{3})\d*Z$/, '$1000+00:00')
+          ? value.replace(/Z$/, '+00:00')
           : value,
       ]),
     ) as T;
