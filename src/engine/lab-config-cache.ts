@@ -84,11 +84,13 @@ export class LabConfigs {
 
 export const NO_CONFIGS = new LabConfigs([]);
 
-/** A lab's configs as of one config version. */
+/** A lab's configs as of one config state (the version, then a fingerprint of the rows). */
 export interface CachedLabConfigs {
-  readonly version: number;
+  readonly version: string;
   readonly configs: LabConfigs;
 }
+
+const versionOf = (state: string) => Number(state.split(':', 1)[0]);
 
 /** How many labs one instance keeps; a lab's entry is a few hundred bytes per config. */
 export const DEFAULT_LAB_CONFIG_CACHE_SIZE = 5_000;
@@ -118,10 +120,12 @@ export class LabConfigCache {
     return entry;
   }
 
-  store(labId: number, version: number, configs: LabConfigs): void {
-    // Versions only grow: a capture whose snapshot is older than the entry's leaves it alone.
+  store(labId: number, version: string, configs: LabConfigs): void {
+    // Versions only grow: a capture whose snapshot is older than the entry's leaves it alone. (A
+    // state with the same version and another fingerprint replaces it: the entry is only ever used
+    // when its state equals the one the capture just read.)
     const held = this.#entries.get(labId);
-    if (held && held.version > version) return;
+    if (held && versionOf(held.version) > versionOf(version)) return;
     this.#entries.delete(labId);
     this.#entries.set(labId, { version, configs });
     while (this.#entries.size > this.#maxLabs) {

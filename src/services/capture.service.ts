@@ -20,7 +20,7 @@ import {
 import { type Comparable, equalsPlaceholder, isPresent, toComparable } from '../engine/value-mapper.js';
 import { ForbiddenError, toAppError, ValidationError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
-import { LAB_CONFIG_VERSION_SQL } from './lab-config-version.service.js';
+import { LAB_CONFIG_STATE_SQL } from './lab-config-version.service.js';
 import { type FieldModule, MODULES } from './templates.service.js';
 
 /** One save of a patient (module `patient`) or a bill (module `bill`), keyed like the legacy bodies. */
@@ -148,8 +148,8 @@ type PatientRow = Pick<
 /** What the engine's one read answers. */
 interface EngineRead {
   rows: PatientRow[];
-  /** The lab's config version in the same snapshot as `configRows`. */
-  version: number;
+  /** The lab's config state (LAB_CONFIG_STATE_SQL) in the same snapshot as `configRows`. */
+  version: string;
   /** The lab's configs; empty when the caller's cached version is current (or none were asked for). */
   configRows: LabConfigRow[];
 }
@@ -170,7 +170,7 @@ async function readForCapture(
   labId: number,
   input: CaptureInput,
   capturedAt: Date | undefined,
-  configs: { withConfigs: boolean; heldVersion: number },
+  configs: { withConfigs: boolean; heldVersion: string },
 ): Promise<EngineRead> {
   const params: unknown[] = [];
   let newer = '0';
@@ -187,7 +187,7 @@ async function readForCapture(
     billScope = ' AND (d.`bill_id` = ? OR d.`bill_id` IS NULL)';
     params.push(input.billId);
   }
-  params.push(labId);
+  params.push(labId, labId, labId);
   let configPart = '';
   if (configs.withConfigs) {
     configPart = `
@@ -202,8 +202,8 @@ LEFT JOIN (
   JOIN \`LabMissingDetailsConfiguration\` f ON f.\`id\` = x.\`config_id\` AND f.\`lab_id\` = x.\`lab_id\`
   WHERE x.\`lab_id\` = ?
 ) e ON e.\`field_id\` = c.\`field_id\`
-WHERE c.\`lab_id\` = ? AND ${LAB_CONFIG_VERSION_SQL} <> ?`;
-    params.push(labId, labId, labId, configs.heldVersion);
+WHERE c.\`lab_id\` = ? AND ${LAB_CONFIG_STATE_SQL} <> ?`;
+    params.push(labId, labId, labId, labId, labId, configs.heldVersion);
   }
   const result = await sql.rows<EngineReadRow>(
     `SELECT 'row' AS kind, d.\`id\`, d.\`bill_id\`, d.\`field_id\`, d.\`config_id\`, d.\`field_value\`, d.\`org_id\`,
@@ -214,14 +214,14 @@ JOIN \`MissingDetailsTemplates\` t ON t.\`id\` = d.\`field_id\`
 WHERE d.\`lab_id\` = ? AND d.\`user_details_id\` = ? AND ${state}${billScope}
 UNION ALL
 SELECT 'version', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-  ${LAB_CONFIG_VERSION_SQL}${configPart}`,
+  ${LAB_CONFIG_STATE_SQL}${configPart}`,
     params,
   );
-  const read: EngineRead = { rows: [], version: 0, configRows: [] };
+  const read: EngineRead = { rows: [], version: '', configRows: [] };
   for (const row of result) {
     if (row.kind === 'row') read.rows.push(row);
     else if (row.kind === 'config') read.configRows.push(row as unknown as LabConfigRow);
-    else read.version = Number(row.version);
+    else read.version = String(row.version);
   }
   return read;
 }
@@ -267,7 +267,7 @@ async function captureOn(
   const held = carriesAField ? cache?.lookup(labId) : undefined;
   const read = await readForCapture(sql, labId, input, options.capturedAt, {
     withConfigs: carriesAField,
-    heldVersion: held?.version ?? -1,
+    heldVersion: held?.version ?? '',
   });
   let configs = NO_CONFIGS;
   if (carriesAField) {

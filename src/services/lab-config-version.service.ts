@@ -11,6 +11,20 @@ export const CATALOG_VERSION_LAB_ID = 0;
 export const LAB_CONFIG_VERSION_SQL = `(SELECT COALESCE(SUM(\`version\`), 0) FROM \`md_lab_config_versions\` WHERE \`lab_id\` IN (${CATALOG_VERSION_LAB_ID}, ?))`;
 
 /**
+ * The key a lab's cached configs are held under: the version above, then a fingerprint of the
+ * lab's config rows and entity traces as the tables hold them now. A row written by another writer
+ * (legacy during the migration, a script, a DBA, PY-2's own trace), which bumps no version, still
+ * changes the key, so the next capture on every instance reloads. It is read inside the capture's
+ * one statement, on the tables' lab_id indexes: no statement of its own. Three parameters, each
+ * the lab id. The number before the first colon only ever grows.
+ */
+export const LAB_CONFIG_STATE_SQL = `CONCAT(${LAB_CONFIG_VERSION_SQL}, ':',
+  (SELECT CONCAT(COUNT(*), '.', COALESCE(SUM(CRC32(CONCAT_WS('|', \`id\`, \`field_id\`, \`field_value\`, \`is_disabled\`,
+     COALESCE(\`entity_object_id\`, 0)))), 0))
+   FROM \`LabMissingDetailsConfiguration\` WHERE \`lab_id\` = ?), ':',
+  (SELECT CONCAT(COUNT(*), '.', COALESCE(MAX(\`id\`), 0)) FROM \`MissingDetailsEntityCreation\` WHERE \`lab_id\` = ?))`;
+
+/**
  * Marks the lab's configs changed, for every instance's config cache. Call it inside the
  * transaction that changes a config or its placeholder entities, so that the new version commits
  * with the change and never before it; run it last there, as it holds the lab's row lock until

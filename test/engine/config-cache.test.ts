@@ -6,7 +6,7 @@ import {
   CATALOG_VERSION_LAB_ID,
 } from '../../src/services/lab-config-version.service.js';
 import { FIELD } from '../support/engine-fixtures.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { authHeader, newLabId, startTestApp, statementsDuring, type TestApp } from '../support/harness.js';
 
 /**
  * The per-lab config cache (docs/architecture.md): two app instances on one database, each with its own
@@ -117,18 +117,41 @@ describe('the per-lab config cache', () => {
     ).toBe(1);
   });
 
-  it('keeps using its copy until the lab’s config version changes, then reads the configs again', async () => {
+  it('honors a config written straight into the table by another writer on the next capture of every instance, with no statement more', async () => {
     const labId = newLabId();
     await saveConfigs(a, labId, [{ fieldId: FIELD.address, fieldValue: 'NA' }]);
     expect((await capturePatient(b, labId, 1, { address: 'NA' })).opened).toBe(1);
+    const warm = await statementsDuring(b.db, () => capturePatient(b, labId, 11, { mobile: '98' }));
 
     await setPlaceholderWithoutBump(a, labId, 'Unknown');
-    expect((await capturePatient(b, labId, 2, { address: 'Unknown' })).opened).toBe(0);
-    expect((await capturePatient(b, labId, 3, { address: 'NA' })).opened).toBe(1);
+    expect((await capturePatient(b, labId, 2, { address: 'Unknown' })).opened).toBe(1);
+    expect((await capturePatient(a, labId, 3, { address: 'Unknown' })).opened).toBe(1);
+    expect((await capturePatient(b, labId, 4, { address: 'NA' })).opened).toBe(0);
+    expect(await statementsDuring(b.db, () => capturePatient(b, labId, 12, { mobile: '98' }))).toHaveLength(
+      warm.length,
+    );
+  });
 
-    await a.db.em().transactional((tx) => bumpLabConfigVersion(tx, labId));
-    expect((await capturePatient(b, labId, 4, { address: 'Unknown' })).opened).toBe(1);
-    expect((await capturePatient(b, labId, 5, { address: 'NA' })).opened).toBe(0);
+  it('honors an entity trace that legacy PY-2 wrote itself, on every instance', async () => {
+    const labId = newLabId();
+    const [config] = await saveConfigs(a, labId, [
+      { fieldId: FIELD.referral_doctor, fieldValue: 'Dr. Unknown' },
+    ]);
+    expect(
+      (await capturePatient(b, labId, 1, { referral_doctor: { id: 555_001, name: 'Dr. X' } })).opened,
+    ).toBe(0);
+    await a.db
+      .em()
+      .execute(
+        'INSERT INTO MissingDetailsEntityCreation (config_id, entity_name, object_id, lab_id, org_id, created_at) VALUES (?, ?, ?, ?, NULL, NOW(6))',
+        [config!.id, 'referral_doctor', 555_001, labId],
+      );
+    expect(
+      (await capturePatient(b, labId, 2, { referral_doctor: { id: 555_001, name: 'Dr. X' } })).opened,
+    ).toBe(1);
+    expect(
+      (await capturePatient(a, labId, 3, { referral_doctor: { id: 555_001, name: 'Dr. X' } })).opened,
+    ).toBe(1);
   });
 
   it('reads every lab’s configs again after a bump of the template catalog’s version', async () => {
@@ -154,21 +177,29 @@ describe('LabConfigCache', () => {
 
   it('evicts the least recently used lab past its size', () => {
     const cache = new LabConfigCache(2);
-    cache.store(1, 1, configs);
-    cache.store(2, 1, configs);
+    cache.store(1, '1:1.0:0.0', configs);
+    cache.store(2, '1:1.0:0.0', configs);
     cache.lookup(1);
-    cache.store(3, 1, configs);
+    cache.store(3, '1:1.0:0.0', configs);
     expect(cache.lookup(2)).toBeUndefined();
-    expect(cache.lookup(1)?.version).toBe(1);
-    expect(cache.lookup(3)?.version).toBe(1);
+    expect(cache.lookup(1)?.version).toBe('1:1.0:0.0');
+    expect(cache.lookup(3)?.version).toBe('1:1.0:0.0');
     expect(cache.size).toBe(2);
   });
 
   it('keeps the newer copy when a capture with an older snapshot stores its own', () => {
     const cache = new LabConfigCache();
-    cache.store(1, 5, configs);
-    cache.store(1, 4, new LabConfigs([]));
-    expect(cache.lookup(1)).toEqual({ version: 5, configs });
+    cache.store(1, '5:2.77:0.0', configs);
+    cache.store(1, '4:2.77:0.0', new LabConfigs([]));
+    expect(cache.lookup(1)).toEqual({ version: '5:2.77:0.0', configs });
+  });
+
+  it('takes a state of the same version with another fingerprint (a row written by someone else)', () => {
+    const cache = new LabConfigCache();
+    const newer = new LabConfigs([]);
+    cache.store(1, '5:2.77:0.0', configs);
+    cache.store(1, '5:3.91:0.0', newer);
+    expect(cache.lookup(1)).toEqual({ version: '5:3.91:0.0', configs: newer });
   });
 
   it('picks the newest active config of a field to open rows, and keeps disabled ones for open rows', () => {
