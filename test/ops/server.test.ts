@@ -44,6 +44,8 @@ async function startServer(env: Record<string, string>): Promise<ServerProcess> 
       HOST: '127.0.0.1',
       PORT: String(port),
       BRIDGE_WORKER_ENABLED: 'false',
+      // The readiness grace period has its own test (test/ops/shutdown.test.ts).
+      SHUTDOWN_GRACE_MS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
