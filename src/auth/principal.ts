@@ -70,7 +70,7 @@ export class PrincipalResolver {
   readonly #sessionCache: LRUCache<string, CachedSession> | undefined;
   readonly #inflight = new Map<string, Promise<Principal | null>>();
   /** Tokens already verified, until their `exp` (at most a minute): a signature check per request is the list's biggest cost. */
-  readonly #verifiedTokens: LRUCache<string, Principal>;
+  readonly #verifiedTokens: LRUCache<string, { principal: Principal; expiresAtMs: number }>;
 
   constructor(private readonly options: PrincipalResolverOptions) {
     this.#sessionCache =
@@ -106,8 +106,9 @@ export class PrincipalResolver {
   }
 
   async fromJwt(token: string): Promise<Principal | null> {
+    // `exp` is wall-clock time: checked against Date.now(), beside the cache's own (monotonic) TTL.
     const verified = this.#verifiedTokens.get(token);
-    if (verified) return verified;
+    if (verified && verified.expiresAtMs > Date.now()) return verified.principal;
     const header = decodeHeader(token);
     if (!header) return null;
     try {
@@ -145,7 +146,7 @@ export class PrincipalResolver {
 
   #rememberToken(token: string, principal: Principal, expMs: number): void {
     const ttl = Math.min(expMs - Date.now(), VERIFIED_TOKEN_TTL_MS);
-    if (ttl > 0) this.#verifiedTokens.set(token, principal, { ttl });
+    if (ttl > 0) this.#verifiedTokens.set(token, { principal, expiresAtMs: expMs }, { ttl });
   }
 
   /** How many entries each cache holds now (for the eviction tests and diagnostics). */
