@@ -46,14 +46,24 @@ async function answer(
   path: string,
   health: WorkerHealth,
 ): Promise<{ status: number; type: string; body: string }> {
-  const json = (status: number, value: unknown) => ({ status, type: 'application/json', body: JSON.stringify(value) });
+  const json = (status: number, value: unknown) => ({
+    status,
+    type: 'application/json',
+    body: JSON.stringify(value),
+  });
   if (path !== '/health' && path !== '/metrics') return json(404, { status: 'not found' });
   if (method !== 'GET' && method !== 'HEAD') return json(405, { status: 'method not allowed' });
   if (path === '/metrics') {
     return { status: 200, type: metricsRegistry.contentType, body: await metricsRegistry.metrics() };
   }
   const state = health.state();
-  const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), PROBE_TIMEOUT_MS).unref());
-  const database = state === 'running' && (await Promise.race([health.databaseAnswers().catch(() => false), timeout]));
-  return json(database ? 200 : 503, { status: database ? 'ok' : state === 'running' ? 'unavailable' : state, database });
+  const timeout = new Promise<boolean>((resolve) =>
+    setTimeout(() => resolve(false), PROBE_TIMEOUT_MS).unref(),
+  );
+  const database =
+    state === 'running' && (await Promise.race([health.databaseAnswers().catch(() => false), timeout]));
+  return json(database ? 200 : 503, {
+    status: database ? 'ok' : state === 'running' ? 'unavailable' : state,
+    database,
+  });
 }

@@ -1,5 +1,5 @@
-import { loadConfigOrExit } from '../src/config.js';
 import { startLegacySimulator } from '../simulator/legacy-simulator.js';
+import { loadConfigOrExit } from '../src/config.js';
 
 /**
  * `npm run dev`: the legacy simulator on the ports of LEGACY_PY3_URL and LEGACY_PY2_URL (3101 and 3102

@@ -63,7 +63,12 @@ export function loggerOptions(config: AppConfig): FastifyServerOptions['logger']
     serializers: { req: requestLogSerializer },
     // LOG_FORMAT=pretty (development only: pino-pretty is a devDependency) prints readable lines.
     ...(config.logFormat === 'pretty'
-      ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } }
+      ? {
+          transport: {
+            target: 'pino-pretty',
+            options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' },
+          },
+        }
       : {}),
     redact: {
       paths: [

@@ -82,7 +82,10 @@ const MIGRATION_LOCK_WAIT_S = 300;
 export async function migrateUpLocked(orm: MikroORM, databaseUrl: string): Promise<string[]> {
   const connection = await mysql.createConnection({ uri: normalizeUrl(databaseUrl), connectTimeout: 2_000 });
   try {
-    const [rows] = await connection.query('SELECT GET_LOCK(?, ?) AS got', [MIGRATION_LOCK_NAME, MIGRATION_LOCK_WAIT_S]);
+    const [rows] = await connection.query('SELECT GET_LOCK(?, ?) AS got', [
+      MIGRATION_LOCK_NAME,
+      MIGRATION_LOCK_WAIT_S,
+    ]);
     if ((rows as Array<{ got: number | null }>)[0]?.got !== 1) {
       throw new Error(`another instance held the migration lock for more than ${MIGRATION_LOCK_WAIT_S} s`);
     }

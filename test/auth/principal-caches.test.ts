@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
 import { PrincipalResolver } from '../../src/auth/principal.js';
 import { mintToken } from '../../src/auth/token.js';
-import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
 
 /** The session and verified-token caches are bounded (least recently used go first) and expire. */
 
@@ -31,7 +31,8 @@ const resolver = (options: { ttlMs: number; sessions?: number; tokens?: number }
     ...(options.tokens ? { tokenCacheMaxEntries: options.tokens } : {}),
   });
 
-const sessionChecks = () => simulator.state.py3Requests.filter((r) => r.url.includes('/account/session')).length;
+const sessionChecks = () =>
+  simulator.state.py3Requests.filter((r) => r.url.includes('/account/session')).length;
 
 describe('the session cache', () => {
   it('holds at most SESSION_CACHE_MAX_ENTRIES sessions: the least recently used is asked of PY-3 again', async () => {

@@ -38,7 +38,11 @@ async function start(env: Record<string, string>, options: Parameters<typeof sta
 }
 
 const ready = (service: ServiceProcess) =>
-  eventually('readiness', async () => ((await statusOf(`${service.url}/health`)) === 200 ? true : undefined), service);
+  eventually(
+    'readiness',
+    async () => ((await statusOf(`${service.url}/health`)) === 200 ? true : undefined),
+    service,
+  );
 
 beforeAll(async () => {
   simulator = await startLegacySimulator();
@@ -70,7 +74,10 @@ describe('migrations on start', () => {
     'two instances started together on an empty database migrate it once',
     async () => {
       const databaseUrl = freshDatabaseUrl();
-      const [a, b] = await Promise.all([start({ DATABASE_URL: databaseUrl }), start({ DATABASE_URL: databaseUrl })]);
+      const [a, b] = await Promise.all([
+        start({ DATABASE_URL: databaseUrl }),
+        start({ DATABASE_URL: databaseUrl }),
+      ]);
       await Promise.all([ready(a as ServiceProcess), ready(b as ServiceProcess)]);
       const migrators = [a, b].filter((service) => service?.output().includes('applied migrations'));
       expect(migrators).toHaveLength(1);
@@ -145,7 +152,6 @@ describe('shutdown', () => {
       expect(await service.exited).toBe(0);
       const stoppedAfterMs = Date.now() - signalled;
       expect(stoppedAfterMs).toBeGreaterThanOrEqual(graceMs);
-      if (process.env.PRINT_TIMINGS) console.log(`SIGTERM to exit: ${stoppedAfterMs} ms (grace ${graceMs} ms)`);
       simulator.state.py3Faults.length = 0;
     },
     PROCESS_TEST_TIMEOUT_MS,

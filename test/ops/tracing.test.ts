@@ -34,7 +34,11 @@ beforeAll(async () => {
     },
     { preload: ['./src/tracing.ts'] },
   );
-  await eventually('readiness', async () => ((await statusOf(`${service.url}/health`)) === 200 ? true : undefined), service);
+  await eventually(
+    'readiness',
+    async () => ((await statusOf(`${service.url}/health`)) === 200 ? true : undefined),
+    service,
+  );
 }, PROCESS_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
@@ -57,8 +61,10 @@ async function configurePlaceholder(labId: number): Promise<void> {
   }
 }
 
-const isSql = (span: ReceivedSpan) => typeof span.attributes['db.statement'] === 'string' || typeof span.attributes['db.query.text'] === 'string';
-const sqlOf = (span: ReceivedSpan) => String(span.attributes['db.statement'] ?? span.attributes['db.query.text']);
+const isSql = (span: ReceivedSpan) =>
+  typeof span.attributes['db.statement'] === 'string' || typeof span.attributes['db.query.text'] === 'string';
+const sqlOf = (span: ReceivedSpan) =>
+  String(span.attributes['db.statement'] ?? span.attributes['db.query.text']);
 
 describe('tracing (OTEL_* configured)', () => {
   it(
@@ -67,7 +73,12 @@ describe('tracing (OTEL_* configured)', () => {
       const labId = newLabId();
       const patientId = newLabId();
       await configurePlaceholder(labId);
-      simulator.state.sessions.set(`trace-${labId}`, { lab_id: labId, user_id: 7, is_doctor: false, org_id: null });
+      simulator.state.sessions.set(`trace-${labId}`, {
+        lab_id: labId,
+        user_id: 7,
+        is_doctor: false,
+        org_id: null,
+      });
       simulator.state.py3Requests.length = 0;
 
       const res = await fetch(`${service.url}/api-v3/registration/patients/new`, {
@@ -82,7 +93,9 @@ describe('tracing (OTEL_* configured)', () => {
         'the inbound request span',
         async () =>
           receiver.spans.find(
-            (span) => span.kind === 2 && String(span.attributes['url.path'] ?? span.attributes['http.target']).includes('/patients/new'),
+            (span) =>
+              span.kind === 2 &&
+              String(span.attributes['url.path'] ?? span.attributes['http.target']).includes('/patients/new'),
           ),
         service,
       );
@@ -90,18 +103,53 @@ describe('tracing (OTEL_* configured)', () => {
         'the capture SQL span in the same trace',
         async () => {
           const spans = receiver.spans.filter((span) => span.traceId === inbound.traceId);
-          return spans.some((span) => isSql(span) && /LabMissingDetails/.test(sqlOf(span))) ? spans : undefined;
+          return spans.some((span) => isSql(span) && /LabMissingDetails/.test(sqlOf(span)))
+            ? spans
+            : undefined;
         },
         service,
       );
-      if (process.env.PRINT_SPANS) console.log(trace.map((s) => `${s.kind} ${s.name}${s.parentSpanId ? "" : " (root)"}`).join("\n"));
       const legacyCalls = trace.filter((span) => span.kind === 3 && !isSql(span));
       expect(legacyCalls.length, trace.map((s) => s.name).join(', ')).toBeGreaterThanOrEqual(2); // session check + proxied save
-      expect(trace.some((span) => isSql(span) && /INSERT/i.test(sqlOf(span)) && /LabMissingDetails/.test(sqlOf(span)))).toBe(true);
+      expect(
+        trace.some(
+          (span) => isSql(span) && /INSERT/i.test(sqlOf(span)) && /LabMissingDetails/.test(sqlOf(span)),
+        ),
+      ).toBe(true);
 
-      const seenByLegacy = simulator.state.py3Requests.map((request) => String(request.headers.traceparent ?? ''));
+      // No patient value leaves in a span: statements are masked.
+      expect(JSON.stringify(trace)).not.toContain(String(patientId));
+      expect(JSON.stringify(trace)).not.toContain('noemail@lab.in');
+
+      const seenByLegacy = simulator.state.py3Requests.map((request) =>
+        String(request.headers.traceparent ?? ''),
+      );
       expect(seenByLegacy.length).toBeGreaterThanOrEqual(2);
-      for (const traceparent of seenByLegacy) expect(traceparent).toMatch(new RegExp(`^00-${inbound.traceId}-[0-9a-f]{16}-0[01]$`));
+      for (const traceparent of seenByLegacy)
+        expect(traceparent).toMatch(new RegExp(`^00-${inbound.traceId}-[0-9a-f]{16}-0[01]$`));
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'keeps query values out of spans, inbound and proxied alike: names stay, values become REDACTED',
+    async () => {
+      const res = await fetch(`${service.url}/api-v3/legacy-search?name=Asha%20Rao&page=2`);
+      await res.body?.cancel();
+      const spans = await eventually(
+        'the proxied search spans',
+        async () => {
+          const inbound = receiver.spans.find(
+            (span) => span.kind === 2 && span.attributes['url.path'] === '/api-v3/legacy-search',
+          );
+          const outbound =
+            inbound && receiver.spans.find((span) => span.traceId === inbound.traceId && span.kind === 3);
+          return inbound && outbound ? [inbound, outbound] : undefined;
+        },
+        service,
+      );
+      for (const span of spans) expect(span.attributes['url.query']).toBe('name=REDACTED&page=REDACTED');
+      expect(JSON.stringify(receiver.spans)).not.toContain('Asha');
     },
     PROCESS_TEST_TIMEOUT_MS,
   );

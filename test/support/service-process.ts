@@ -38,24 +38,20 @@ export async function startServiceProcess(
 ): Promise<ServiceProcess> {
   const port = await freePort();
   const preloads = (options.preload ?? []).flatMap((module) => ['--import', module]);
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', ...preloads, options.entry ?? 'src/server.ts'],
-    {
-      cwd: REPO_ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'info',
-        HOST: '127.0.0.1',
-        BRIDGE_WORKER_ENABLED: 'false',
-        SHUTDOWN_GRACE_MS: '0',
-        [options.portVariable ?? 'PORT']: String(port),
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawn(process.execPath, ['--import', 'tsx', ...preloads, options.entry ?? 'src/server.ts'], {
+    cwd: REPO_ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'info',
+      HOST: '127.0.0.1',
+      BRIDGE_WORKER_ENABLED: 'false',
+      SHUTDOWN_GRACE_MS: '0',
+      [options.portVariable ?? 'PORT']: String(port),
+      ...env,
     },
-  );
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout?.on('data', (chunk) => {
     output += chunk;
@@ -89,7 +85,9 @@ export async function eventually<T>(
     if (value !== undefined) return value;
     const exited = service.child.exitCode !== null || service.child.signalCode !== null;
     if (exited || Date.now() > deadline)
-      throw new Error(`${exited ? 'exited' : 'timed out'} waiting for ${what}; process said:\n${service.output()}`);
+      throw new Error(
+        `${exited ? 'exited' : 'timed out'} waiting for ${what}; process said:\n${service.output()}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
