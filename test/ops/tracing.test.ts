@@ -1,6 +1,7 @@
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
+import { openBridgeDatabase, seedCreations } from '../support/bridge-fixtures.js';
 import { testDatabaseUrl } from '../support/env.js';
 import { newLabId } from '../support/harness.js';
 import { type ReceivedSpan, startOtlpReceiver } from '../support/otlp-receiver.js';
@@ -150,6 +151,45 @@ describe('tracing (OTEL_* configured)', () => {
       );
       for (const span of spans) expect(span.attributes['url.query']).toBe('name=REDACTED&page=REDACTED');
       expect(JSON.stringify(receiver.spans)).not.toContain('Asha');
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'the standalone worker sends PY-2 a traceparent of the delivery span it exports',
+    async () => {
+      const { url, db } = await openBridgeDatabase('tracing');
+      const worker = await startServiceProcess(
+        {
+          DATABASE_URL: url,
+          LEGACY_PY2_URL: simulator.py2Url,
+          BRIDGE_POLL_INTERVAL_MS: '50',
+          OTEL_TRACES_EXPORTER: 'otlp',
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+          OTEL_BSP_SCHEDULE_DELAY: '100',
+        },
+        { entry: 'legacy-bridge/main.ts', portVariable: 'WORKER_PORT', preload: ['./src/tracing.ts'] },
+      );
+      try {
+        const [creation] = await seedCreations(db, { count: 1 });
+        const call = await eventually(
+          'the PY-2 call',
+          async () => simulator.state.py2Calls.find((c) => c.idempotencyKey === creation?.idempotencyKey),
+          worker,
+        );
+        const [, traceId, spanId] = String(call.traceparent).split('-');
+        expect(call.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+        const exported = await eventually(
+          'the PY-2 client span',
+          async () => receiver.spans.find((span) => span.traceId === traceId && span.spanId === spanId),
+          worker,
+        );
+        expect(exported).toMatchObject({ kind: 3, name: 'POST' });
+      } finally {
+        worker.kill();
+        await db.close();
+      }
     },
     PROCESS_TEST_TIMEOUT_MS,
   );
