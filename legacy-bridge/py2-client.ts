@@ -3,6 +3,9 @@
  * answer, network error and timeout becomes an outcome the worker can act on.
  */
 
+import { randomUUID } from 'node:crypto';
+import { REQUEST_ID_HEADER } from '../src/observability/request-id.js';
+
 export const PY2_ENTITY_PATH = '/registration/api/missing-field-entity';
 
 /** The longest PY-2 error text kept in a reason (the outbox column holds 1024 characters). */
@@ -114,6 +117,8 @@ export class Py2Client {
         headers: {
           authorization: `Bearer ${this.#token}`,
           'idempotency-key': idempotencyKey,
+          // One id per call: a retried creation keeps its idempotency key but each attempt is its own request.
+          [REQUEST_ID_HEADER]: randomUUID(),
           'content-type': 'application/json',
           accept: 'application/json',
         },

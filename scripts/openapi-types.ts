@@ -5,7 +5,7 @@ import openapiTS, { astToString, type OpenAPI3 } from 'openapi-typescript';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { Database } from '../src/db/database.js';
-import { OPENAPI_PATH } from '../src/rest/api-docs.routes.js';
+import { OPENAPI_PATH } from '../src/http/route-table.js';
 
 /**
  * `npm run openapi:types`: writes the REST shim's client types (openapi-typescript, for

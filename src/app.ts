@@ -9,7 +9,7 @@ import { appRouter } from '../routers/app.router.js';
 import { createContextInner } from '../routers/context.js';
 import type { AppDeps } from './app-deps.js';
 import { PrincipalResolver } from './auth/principal.js';
-import { principalOf } from './auth/request-principal.js';
+import { principalOf, requirePrincipal } from './auth/request-principal.js';
 import type { AppConfig } from './config.js';
 import type { Database } from './db/database.js';
 import {
@@ -20,6 +20,8 @@ import {
   toAppError,
   ValidationError,
 } from './errors.js';
+import { installClientLimits, serverTimeouts } from './http/client-limits.js';
+import { frontDoorUrl, installDotSegmentRefusal } from './http/front-door.js';
 import { MAX_TRPC_BATCH_SIZE, requestLimits } from './limits/limits.plugin.js';
 import { requestLogSerializer } from './limits/log-serializers.js';
 import { metricsRegistry } from './metrics.js';
@@ -115,14 +117,19 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     ...(options.loggerInstance
       ? { loggerInstance: options.loggerInstance }
       : { logger: options.logger ?? loggerOptions(config) }),
+    ...serverTimeouts(config.http),
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: requestIdOf,
     requestIdHeader: false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 500 },
+    rewriteUrl: (request) => frontDoorUrl(request.url ?? '/', request.method ?? 'GET'),
   }).withTypeProvider<ZodTypeProvider>();
 
+  // First of all hooks: a client's bounds hold before any parsing, principal or database work.
+  installClientLimits(app, config.http);
+  installDotSegmentRefusal(app);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // The service's routes take JSON only (text/plain is a 415 there); proxied bodies keep their bytes.
@@ -138,6 +145,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       sessionCacheTtlMs: config.auth.sessionCacheTtlMs,
       sessionCacheMaxEntries: config.auth.sessionCacheMaxEntries,
       tokenCacheMaxEntries: config.auth.tokenCacheMaxEntries,
+      jwtIssuer: config.auth.jwtIssuer,
+      jwtAudience: config.auth.jwtAudience,
+      clockToleranceSeconds: config.auth.clockToleranceSeconds,
     });
   const deps: AppDeps = { config, db, principals, logger: app.log };
   app.decorate('deps', deps);
@@ -196,14 +206,21 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     { prefix: '/trpc' },
   );
 
-  // Before the shim's routes: both act on the routes registered after them.
+  // Before the shim's routes: it documents the routes registered after it.
   await app.register(apiDocs);
-  await app.register(shadowMode(deps));
-  await app.register(templatesRoutes(deps));
-  await app.register(placeholderConfigsRoutes(deps));
-  await app.register(labFieldsRoutes(deps));
-  await app.register(labFieldsSummaryExportRoutes(deps));
-  await app.register(methodNotAllowedRoutes);
+  await app.register(async (shim) => {
+    // Who is asking is judged first: without a principal every shim path is a 401, before its
+    // body is read, its input validated or its method judged.
+    shim.addHook('onRequest', (request, _reply, done) => {
+      requirePrincipal(deps, request).then(() => done(), done);
+    });
+    await shim.register(shadowMode(deps));
+    await shim.register(templatesRoutes(deps));
+    await shim.register(placeholderConfigsRoutes(deps));
+    await shim.register(labFieldsRoutes(deps));
+    await shim.register(labFieldsSummaryExportRoutes(deps));
+    await shim.register(methodNotAllowedRoutes);
+  });
 
   // Keep last: whatever the routes above do not claim goes to legacy PY-3.
   await app.register(legacyProxy(deps));

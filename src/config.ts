@@ -32,6 +32,39 @@ const envSchema = z
     LEGACY_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(30_000),
     AUTH_JWT_SECRET: optionalString,
     AUTH_JWKS_URL: optionalUrl,
+    AUTH_JWT_ISSUER: optionalString,
+    AUTH_JWT_AUDIENCE: optionalString,
+    AUTH_CLOCK_TOLERANCE_S: z.coerce.number().int().min(0).max(300).default(5),
+    // The front door: how long a client may take to send its headers, to send the next piece of its
+    // body, and to finish a whole request; how long an idle keep-alive connection stays open.
+    HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+    HTTP_BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
+    HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
+    HTTP_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(72_000),
+    // Addresses of the edges (nginx) whose X-Forwarded-* headers are kept and appended to.
+    TRUST_PROXY: z
+      .string()
+      .default('')
+      .transform((list) =>
+        list
+          .split(',')
+          .map((address) => address.trim())
+          .filter(Boolean),
+      ),
+    CLIENT_MAX_OPEN_REQUESTS: z.coerce.number().int().min(1).max(100_000).default(64),
+    LEGACY_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(10_000).default(256),
+    LEGACY_ANSWER_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(256 * 1024 * 1024)
+      .default(16 * 1024 * 1024),
+    LEGACY_BUFFER_BUDGET_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(1024 * 1024 * 1024)
+      .default(64 * 1024 * 1024),
     SESSION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     // Operations (docs/operations.md): log lines as JSON (default) or human-readable (pino-pretty, a
@@ -116,6 +149,13 @@ const envSchema = z
         path: ['AUTH_JWT_SECRET'],
         message: 'AUTH_JWT_SECRET or AUTH_JWKS_URL is required when NODE_ENV=production',
       });
+    } else if (!env.AUTH_JWT_SECRET && !env.AUTH_JWKS_URL && !isLoopback(env.HOST)) {
+      // The development secret is public: tokens signed with it are only acceptable on a machine of one's own.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AUTH_JWT_SECRET'],
+        message: `AUTH_JWT_SECRET or AUTH_JWKS_URL is required when HOST (${env.HOST}) is not a loopback address`,
+      });
     }
   });
 
@@ -130,6 +170,10 @@ export function configVariables(): Record<string, string | undefined> {
   );
 }
 
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 export type RawEnv = Record<string, string | undefined>;
 
 export interface AppConfig {
@@ -142,11 +186,30 @@ export interface AppConfig {
   readonly legacyPy2Url: string;
   readonly legacyPy2Token: string;
   readonly legacyTimeoutMs: number;
+  /** Connections to PY-3 at most; a request waiting longer than legacyTimeoutMs for one gets a 504. */
+  readonly legacyMaxConnections: number;
+  /** A flagged legacy answer is buffered up to this size, within one budget shared by the process. */
+  readonly legacyAnswerMaxBytes: number;
+  readonly legacyBufferBudgetBytes: number;
+  /** Peers whose X-Forwarded-* headers are trusted (TRUST_PROXY). */
+  readonly trustedProxies: readonly string[];
+  readonly http: {
+    readonly headersTimeoutMs: number;
+    readonly bodyIdleTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+    /** Requests one client address may have open at once; beyond: 429. */
+    readonly clientMaxOpenRequests: number;
+  };
   readonly auth: {
     readonly jwtSecret: string | undefined;
     readonly jwksUrl: string | undefined;
     /** True when neither a secret nor a JWKS URL was configured and the development secret is in use. */
     readonly usingDevelopmentSecret: boolean;
+    /** When set, a token must carry this `iss` / `aud`. */
+    readonly jwtIssuer: string | undefined;
+    readonly jwtAudience: string | undefined;
+    readonly clockToleranceSeconds: number;
     readonly sessionCacheTtlMs: number;
     readonly sessionCacheMaxEntries: number;
     readonly tokenCacheMaxEntries: number;
@@ -242,10 +305,24 @@ export function loadConfig(env?: RawEnv, overrides: Partial<RawEnv> = {}): AppCo
     legacyPy2Url: e.LEGACY_PY2_URL.replace(/\/+$/, ''),
     legacyPy2Token: e.LEGACY_PY2_TOKEN,
     legacyTimeoutMs: e.LEGACY_TIMEOUT_MS,
+    legacyMaxConnections: e.LEGACY_MAX_CONNECTIONS,
+    legacyAnswerMaxBytes: e.LEGACY_ANSWER_MAX_BYTES,
+    legacyBufferBudgetBytes: e.LEGACY_BUFFER_BUDGET_BYTES,
+    trustedProxies: e.TRUST_PROXY,
+    http: {
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      bodyIdleTimeoutMs: e.HTTP_BODY_IDLE_TIMEOUT_MS,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      clientMaxOpenRequests: e.CLIENT_MAX_OPEN_REQUESTS,
+    },
     auth: {
       jwtSecret: usingDevelopmentSecret ? DEVELOPMENT_JWT_SECRET : e.AUTH_JWT_SECRET,
       jwksUrl: e.AUTH_JWKS_URL,
       usingDevelopmentSecret,
+      jwtIssuer: e.AUTH_JWT_ISSUER,
+      jwtAudience: e.AUTH_JWT_AUDIENCE,
+      clockToleranceSeconds: e.AUTH_CLOCK_TOLERANCE_S,
       sessionCacheTtlMs: e.SESSION_CACHE_TTL_MS,
       sessionCacheMaxEntries: e.SESSION_CACHE_MAX_ENTRIES,
       tokenCacheMaxEntries: e.TOKEN_CACHE_MAX_ENTRIES,

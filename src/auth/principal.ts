@@ -3,6 +3,7 @@ import { createLocalJWKSet, createRemoteJWKSet, errors, type JWTVerifyGetKey, jw
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { BadGatewayError, GatewayTimeoutError } from '../errors.js';
+import { REQUEST_ID_HEADER } from '../observability/request-id.js';
 
 export type Role = 'lab_user' | 'doctor';
 
@@ -42,6 +43,10 @@ export interface PrincipalResolverOptions {
   legacyPy3Url: string;
   legacyTimeoutMs: number;
   sessionCacheTtlMs: number;
+  /** When set, a token must name this issuer (`iss`) and audience (`aud`). */
+  jwtIssuer?: string | undefined;
+  jwtAudience?: string | undefined;
+  clockToleranceSeconds?: number;
   /** The most session answers kept (least recently used go first); 10 000 when absent. */
   sessionCacheMaxEntries?: number;
   /** The most verified bearer tokens kept (least recently used go first); 10 000 when absent. */
@@ -51,6 +56,8 @@ export interface PrincipalResolverOptions {
 export interface RequestCredentials {
   authorization?: string | undefined;
   cookie?: string | undefined;
+  /** Sent to PY-3 with a session check, to follow the request across systems. */
+  requestId?: string | undefined;
 }
 
 const VERIFIED_TOKEN_TTL_MS = 60_000;
@@ -71,6 +78,17 @@ export class PrincipalResolver {
   readonly #inflight = new Map<string, Promise<Principal | null>>();
   /** Tokens already verified, until their `exp` (at most a minute): a signature check per request is the list's biggest cost. */
   readonly #verifiedTokens: LRUCache<string, { principal: Principal; expiresAtMs: number }>;
+
+  /** The claims every token must carry: `exp` always, `iss` and `aud` when they are configured. */
+  #claimRules(): { requiredClaims: string[]; issuer?: string; audience?: string; clockTolerance: number } {
+    const { jwtIssuer, jwtAudience, clockToleranceSeconds = 0 } = this.options;
+    return {
+      requiredClaims: ['exp', ...(jwtIssuer ? ['iss'] : []), ...(jwtAudience ? ['aud'] : [])],
+      ...(jwtIssuer ? { issuer: jwtIssuer } : {}),
+      ...(jwtAudience ? { audience: jwtAudience } : {}),
+      clockTolerance: clockToleranceSeconds,
+    };
+  }
 
   constructor(private readonly options: PrincipalResolverOptions) {
     this.#sessionCache =
@@ -101,7 +119,7 @@ export class PrincipalResolver {
     if (scheme?.toLowerCase() === 'bearer') {
       return rest.length === 1 && rest[0] ? this.fromJwt(rest[0]) : null;
     }
-    if (credentials.cookie) return this.fromSessionCookie(credentials.cookie);
+    if (credentials.cookie) return this.fromSessionCookie(credentials.cookie, credentials.requestId);
     return null;
   }
 
@@ -115,13 +133,13 @@ export class PrincipalResolver {
       let payload: unknown;
       if (header.alg === 'HS256' && this.#secret) {
         ({ payload } = await jwtVerify(token, this.#secret, {
+          ...this.#claimRules(),
           algorithms: ['HS256'],
-          requiredClaims: ['exp'],
         }));
       } else if ((header.alg === 'RS256' || header.alg === 'ES256') && this.#jwks) {
         ({ payload } = await jwtVerify(token, this.#jwks, {
+          ...this.#claimRules(),
           algorithms: ['RS256', 'ES256'],
-          requiredClaims: ['exp'],
         }));
       } else {
         return null;
@@ -154,13 +172,13 @@ export class PrincipalResolver {
     return { sessions: this.#sessionCache?.size ?? 0, tokens: this.#verifiedTokens.size };
   }
 
-  async fromSessionCookie(cookie: string): Promise<Principal | null> {
+  async fromSessionCookie(cookie: string, requestId?: string): Promise<Principal | null> {
     const key = createHash('sha256').update(cookie).digest('hex');
     const cached = this.#sessionCache?.get(key);
     if (cached) return cached.principal;
     const pending = this.#inflight.get(key);
     if (pending) return pending;
-    const lookup = this.#askLegacy(cookie)
+    const lookup = this.#askLegacy(cookie, requestId)
       .then((principal) => {
         this.#remember(key, principal);
         return principal;
@@ -174,11 +192,15 @@ export class PrincipalResolver {
     this.#sessionCache?.set(key, { principal });
   }
 
-  async #askLegacy(cookie: string): Promise<Principal | null> {
+  async #askLegacy(cookie: string, requestId: string | undefined): Promise<Principal | null> {
     let response: Response;
     try {
       response = await fetch(`${this.options.legacyPy3Url}/api-v3/account/session`, {
-        headers: { cookie, accept: 'application/json' },
+        headers: {
+          cookie,
+          accept: 'application/json',
+          ...(requestId ? { [REQUEST_ID_HEADER]: requestId } : {}),
+        },
         signal: AbortSignal.timeout(this.options.legacyTimeoutMs),
         redirect: 'manual',
       });

@@ -16,6 +16,7 @@ export function principalOf(deps: AppDeps, request: FastifyRequest): Promise<Pri
     pending = deps.principals.resolve({
       authorization: headerValue(request.headers.authorization),
       cookie: headerValue(request.headers.cookie),
+      requestId: request.id,
     });
     memo.set(request, pending);
   }

@@ -8,6 +8,9 @@ export interface TokenClaims {
   orgId?: number | null;
   /** Lifetime in seconds; negative mints an expired token. */
   expiresInSeconds?: number;
+  /** `iss` and `aud`, for a service that requires them (AUTH_JWT_ISSUER, AUTH_JWT_AUDIENCE). */
+  issuer?: string;
+  audience?: string;
 }
 
 /** Mints an HS256 bearer token with the contract's claims (for the token helper, the simulator and tests). */
@@ -19,9 +22,11 @@ export async function mintToken(secret: string, claims: TokenClaims): Promise<st
     role: claims.role ?? 'lab_user',
   };
   if (claims.orgId != null) payload.org_id = claims.orgId;
-  return new SignJWT(payload)
+  const token = new SignJWT(payload)
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setIssuedAt(now)
-    .setExpirationTime(now + (claims.expiresInSeconds ?? 3600))
-    .sign(new TextEncoder().encode(secret));
+    .setExpirationTime(now + (claims.expiresInSeconds ?? 3600));
+  if (claims.issuer) token.setIssuer(claims.issuer);
+  if (claims.audience) token.setAudience(claims.audience);
+  return token.sign(new TextEncoder().encode(secret));
 }

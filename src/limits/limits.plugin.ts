@@ -6,8 +6,8 @@ import fp from 'fastify-plugin';
 import type { AppDeps } from '../app-deps.js';
 import { principalOf } from '../auth/request-principal.js';
 import { AppError, ServiceUnavailableError } from '../errors.js';
-import { captureRoutes } from '../proxy/capture-routes.js';
-import { flagRoutes } from '../proxy/flag-routes.js';
+import { pathPart } from '../http/canonical-path.js';
+import { ownerOf } from '../http/route-table.js';
 
 /** The most calls one tRPC batch may hold; a larger batch is a 400 before any call runs. */
 export const MAX_TRPC_BATCH_SIZE = 10;
@@ -15,11 +15,8 @@ export const MAX_TRPC_BATCH_SIZE = 10;
 /** Paths that answer under any load and any rate: probes must see the truth, not a 429 or 503. */
 const ALWAYS_ANSWERED = new Set(['/health', '/health/live', '/metrics']);
 
-const AUGMENTED = [...captureRoutes, ...flagRoutes];
-
 function pathOf(request: FastifyRequest): string {
-  const query = request.url.indexOf('?');
-  return query === -1 ? request.url : request.url.slice(0, query);
+  return pathPart(request.url);
 }
 
 /**
@@ -29,16 +26,15 @@ function pathOf(request: FastifyRequest): string {
 function isExemptFromRateLimit(request: FastifyRequest): boolean {
   const path = pathOf(request);
   if (ALWAYS_ANSWERED.has(path)) return true;
-  if (path === '/trpc' || path.startsWith('/trpc/')) return false;
-  const route = request.routeOptions.url ?? '';
-  const proxied = route === '/' || route === '/*' || route === '';
-  if (!proxied) return false;
-  return !AUGMENTED.some((r) => r.method === request.method && r.path.test(path));
+  // request.url is already in the front door's form for every path but plain legacy ones.
+  return ownerOf(path, request.method) === 'legacy';
 }
 
 /** The caller's bucket: its lab and user when it has a principal, else its address. */
 async function rateLimitKey(deps: AppDeps, request: FastifyRequest): Promise<string> {
-  if (ALWAYS_ANSWERED.has(pathOf(request))) return `ip:${request.ip}`;
+  // The limiter asks for the key before it consults the allow list: an exempt request must not pay
+  // (nor make legacy pay) a session check for a key nobody reads.
+  if (isExemptFromRateLimit(request)) return `ip:${request.ip}`;
   try {
     const principal = await principalOf(deps, request);
     if (principal) return `principal:${principal.labId}:${principal.userId}`;

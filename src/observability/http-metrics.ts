@@ -29,6 +29,14 @@ const httpRequestDuration = new Histogram({
   registers: [metricsRegistry],
 });
 
+/** Requests the front door turned away before any route ran, by reason. */
+export const frontDoorRejections = new Counter({
+  name: 'md_front_door_rejections_total',
+  help: 'Requests refused at the front door before routing (client_open_requests: one address held too many open)',
+  labelNames: ['reason'] as const,
+  registers: [metricsRegistry],
+});
+
 /**
  * The route label: the pattern a request matched, never its concrete path, so the label set stays
  * bounded whatever clients send.

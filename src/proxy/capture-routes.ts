@@ -1,3 +1,4 @@
+import { augmentedPath } from '../http/route-table.js';
 import { captureDurably } from '../services/capture.service.js';
 import {
   type AugmentInput,
@@ -18,14 +19,14 @@ export const captureRoutes: readonly LegacyAugmentation[] = [
   {
     name: 'patient_save',
     method: 'POST',
-    path: /^\/api-v3\/registration\/patients\/new$/,
+    path: augmentedPath('patient_save').path,
     readsRequestBody: true,
     augment: capturePatientSave,
   },
   {
     name: 'bill_update',
     method: 'POST',
-    path: /^\/api-v3\/finance\/bill\/(\d+)\/update$/,
+    path: augmentedPath('bill_update').path,
     readsRequestBody: true,
     augment: captureBillUpdate,
   },

@@ -1,3 +1,4 @@
+import { augmentedPath } from '../http/route-table.js';
 import { billFlags, patientFlags } from '../services/flags.service.js';
 import { type ScannedList, scanList } from './json-flags.js';
 import {
@@ -16,21 +17,21 @@ export const flagRoutes: readonly LegacyAugmentation[] = [
   {
     name: 'patient_read',
     method: 'GET',
-    path: /^\/api-v3\/registration\/patients\/(\d+)$/,
+    path: augmentedPath('patient_read').path,
     readsRequestBody: false,
     augment: flagPatientRead,
   },
   {
     name: 'bill_read',
     method: 'GET',
-    path: /^\/api-v3\/finance\/bill\/(\d+)$/,
+    path: augmentedPath('bill_read').path,
     readsRequestBody: false,
     augment: flagBillRead,
   },
   {
     name: 'reports_list',
     method: 'GET',
-    path: /^\/api-v3\/reports$/,
+    path: augmentedPath('reports_list').path,
     readsRequestBody: false,
     augment: flagReportsList,
     fromText: { scan: scanReportsList, augment: flagScannedReportsList },
@@ -38,7 +39,7 @@ export const flagRoutes: readonly LegacyAugmentation[] = [
   {
     name: 'report_read',
     method: 'GET',
-    path: /^\/api-v3\/reports\/(\d+)$/,
+    path: augmentedPath('report_read').path,
     readsRequestBody: false,
     augment: flagReportRead,
   },

@@ -8,20 +8,18 @@ import { principalOf } from '../auth/request-principal.js';
 import { BadGatewayError, GatewayTimeoutError } from '../errors.js';
 import { captureRoutes } from './capture-routes.js';
 import { flagRoutes } from './flag-routes.js';
+import { headersForLegacy, withoutHeaders, withoutHopByHop } from './forwarding.js';
 import { withFlag, withItemFlags, withScannedItemFlags } from './json-flags.js';
 import { isPlainObject, type LegacyAugmentation } from './legacy-augmentation.js';
+import { LegacySlots } from './legacy-slots.js';
 import { proxyUntouchedAnswers, proxyUpstreamFailures, type UntouchedReason } from './proxy-metrics.js';
-import { type RequestBodyRecorder, readAnswer, recordBody } from './proxy-streams.js';
+import { BufferBudget, type RequestBodyRecorder, readAnswer, recordBody } from './proxy-streams.js';
 
 /** A captured write's body is kept for the engine up to this size; larger ones are only forwarded. */
 const CAPTURE_BODY_LIMIT_BYTES = 1024 * 1024;
-/** A legacy answer is buffered for rewriting up to this size; larger ones pass through untouched. */
-const ANSWER_BUFFER_LIMIT_BYTES = 16 * 1024 * 1024;
 
 const AUGMENTATIONS: readonly LegacyAugmentation[] = [...captureRoutes, ...flagRoutes];
 
-/** Hop-by-hop headers: they describe the client's connection to us, not the request (and undici rejects them). */
-const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'upgrade', 'expect', 'http2-settings'];
 /**
  * Dropped upstream where the answer is rewritten: a compressed, partial or 304 answer could not be
  * read, and the client would keep a stale `has_missing_fields`.
@@ -46,27 +44,37 @@ type FastifyReplyFromHooks = NonNullable<FastifyHttpProxyOptions['replyOptions']
 export const legacyProxy =
   (deps: AppDeps): FastifyPluginAsync =>
   async (app) => {
-    const timeoutMs = deps.config.legacyTimeoutMs;
+    const { legacyTimeoutMs: timeoutMs, legacyMaxConnections } = deps.config;
+    const trusted = new Set(deps.config.trustedProxies);
+    const slots = new LegacySlots(legacyMaxConnections);
+    const budget = new BufferBudget(deps.config.legacyBufferBudgetBytes);
     await app.register(httpProxy, {
       upstream: deps.config.legacyPy3Url,
-      undici: { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connectTimeout: timeoutMs },
+      undici: {
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        connectTimeout: timeoutMs,
+        // As many as there are slots: a request never waits in undici's queue, only for a slot.
+        connections: legacyMaxConnections,
+      },
       destroyAgent: true,
       disableRequestLogging: true,
       internalRewriteLocationHeader: false,
       replyOptions: {
         // reply-from retries a GET that got a 503 by default; legacy's 503 must reach the client.
         retryDelay: () => null,
-        rewriteRequestHeaders: (_request, headers) => without(headers, HOP_BY_HOP),
-        rewriteHeaders: (headers) => without(headers, ['connection', ...HOP_BY_HOP]),
+        rewriteRequestHeaders: (request, headers) => headersForLegacy(request, headers, trusted),
+        rewriteHeaders: (headers) => withoutHopByHop(headers),
         onError: (reply, { error }) => {
           failUpstream(reply, error);
         },
       },
-      handler: (request, reply, dest, options) => {
+      handler: async (request, reply, dest, options) => {
+        if (!(await takeSlot(slots, request, reply, timeoutMs))) return reply;
         const route = AUGMENTATIONS.find((r) => r.method === request.method && r.path.test(dest));
         if (!route) return reply.from(dest, options);
         const params = route.path.exec(dest)?.slice(1) ?? [];
-        return proxyAugmented({ deps, route, params, request, reply }, dest, options);
+        return proxyAugmented({ deps, route, params, request, reply, budget }, dest, options);
       },
     });
   };
@@ -89,6 +97,34 @@ interface Exchange {
   params: readonly string[];
   request: FastifyRequest;
   reply: FastifyReply;
+  budget: BufferBudget;
+}
+
+/**
+ * Waits for a PY-3 connection slot, at most LEGACY_TIMEOUT_MS; the slot goes back when the answer
+ * is done. False means the client already has its 504 (or is gone) and nothing was sent to legacy.
+ */
+async function takeSlot(
+  slots: LegacySlots,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  waitMs: number,
+): Promise<boolean> {
+  const gone = new AbortController();
+  const onClose = () => gone.abort();
+  reply.raw.once('close', onClose);
+  const granted = await slots.take(waitMs, gone.signal);
+  reply.raw.off('close', onClose);
+  if (!granted) {
+    if (!gone.signal.aborted) {
+      proxyUpstreamFailures.inc({ kind: 'gateway_timeout' });
+      request.log.warn({ waiting: slots.waiting }, 'no PY-3 connection became free in time');
+      reply.send(new GatewayTimeoutError('No connection to legacy PY-3 became free in time'));
+    }
+    return false;
+  }
+  reply.raw.once('close', () => slots.give());
+  return true;
 }
 
 function proxyAugmented(exchange: Exchange, dest: string, options: FastifyReplyFromHooks): FastifyReply {
@@ -104,7 +140,7 @@ function proxyAugmented(exchange: Exchange, dest: string, options: FastifyReplyF
   return reply.from(dest, {
     ...options,
     rewriteRequestHeaders: (req, headers) =>
-      without(forward ? forward(req, headers) : headers, PREVENTS_REWRITE),
+      withoutHeaders(forward ? forward(req, headers) : headers, PREVENTS_REWRITE),
     onResponse: (_request, _reply, res) => {
       // reply-from's types call this a ServerResponse; it hands over the upstream status, headers and body.
       const upstream = res as unknown as LegacyResponse;
@@ -124,14 +160,14 @@ async function answerAugmented(
   { statusCode: status, headers, stream }: LegacyResponse,
   recorder: RequestBodyRecorder | undefined,
 ): Promise<void> {
-  const { deps, route, request, reply } = exchange;
+  const { deps, route, request, reply, budget } = exchange;
   if (status < 200 || status >= 300 || !isUncompressedJson(headers)) {
     reply.send(stream);
     return;
   }
   let read: Awaited<ReturnType<typeof readAnswer>>;
   try {
-    read = await readAnswer(stream, ANSWER_BUFFER_LIMIT_BYTES);
+    read = await readAnswer(stream, deps.config.legacyAnswerMaxBytes, budget);
   } catch (error) {
     failUpstream(reply, error);
     return;
@@ -146,7 +182,9 @@ async function answerAugmented(
     }
     reply.send(read.complete ? read.bytes : read.stream);
   };
-  if (!read.complete) return passThrough('answer_too_large');
+  if (!read.complete) return passThrough(read.reason);
+  const held = read.bytes.length;
+  reply.raw.once('close', () => budget.give(held));
 
   const text = read.bytes.toString('utf8');
   // The caller comes first: only an answer to be augmented needs reading. An answer that is not
@@ -231,12 +269,6 @@ function isUncompressedJson(headers: IncomingHttpHeaders): boolean {
   const type = String(headers['content-type'] ?? '');
   const encoding = String(headers['content-encoding'] ?? 'identity').toLowerCase();
   return /^application\/([\w.-]+\+)?json\s*(;|$)/i.test(type) && encoding === 'identity';
-}
-
-function without<H extends object>(headers: H, names: readonly string[]): H {
-  const copy = { ...headers };
-  for (const name of names) delete (copy as Record<string, unknown>)[name];
-  return copy;
 }
 
 /** Legacy refused, reset or timed out: a 502 or 504 with the contract's body, no internal address. */

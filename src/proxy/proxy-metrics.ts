@@ -7,6 +7,7 @@ export type UntouchedReason =
   | 'session_check_failed'
   | 'not_json'
   | 'answer_too_large'
+  | 'buffer_budget'
   | 'unexpected_answer'
   | 'unreadable_request_body'
   | 'request_body_too_large'

@@ -50,13 +50,39 @@ export function recordBody(source: Readable, limit: number): RequestBodyRecorder
   return recorder;
 }
 
-export type ReadAnswer = { complete: true; bytes: Buffer } | { complete: false; stream: Readable };
+export type ReadAnswer =
+  | { complete: true; bytes: Buffer }
+  | { complete: false; reason: 'answer_too_large' | 'buffer_budget'; stream: Readable };
 
 /**
- * Reads a legacy answer into memory up to `limit` bytes. A longer answer comes back as a stream
- * that replays what was read and continues with the rest, so it can still pass through untouched.
+ * Memory for buffered legacy answers, shared by every request of the process: an answer is only
+ * held for flagging while its bytes fit in what is left.
  */
-export async function readAnswer(stream: Readable, limit: number): Promise<ReadAnswer> {
+export class BufferBudget {
+  #left: number;
+
+  constructor(readonly totalBytes: number) {
+    this.#left = totalBytes;
+  }
+
+  take(bytes: number): boolean {
+    if (bytes > this.#left) return false;
+    this.#left -= bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.#left = Math.min(this.totalBytes, this.#left + bytes);
+  }
+}
+
+/**
+ * Reads a legacy answer into memory up to `limit` bytes, taking each chunk from `budget`. A longer
+ * answer, or one the budget cannot hold, comes back as a stream that replays what was read and
+ * continues with the rest, so it can still pass through untouched. A complete answer keeps its
+ * bytes taken from the budget: the caller gives them back once the answer is sent.
+ */
+export async function readAnswer(stream: Readable, limit: number, budget: BufferBudget): Promise<ReadAnswer> {
   const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const chunks: Buffer[] = [];
   let size = 0;
@@ -65,10 +91,21 @@ export async function readAnswer(stream: Readable, limit: number): Promise<ReadA
     if (next.done) return { complete: true, bytes: Buffer.concat(chunks, size) };
     const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
     chunks.push(chunk);
-    size += chunk.length;
-    if (size > limit) {
-      return { complete: false, stream: Readable.from(replay(chunks, iterator), { objectMode: false }) };
+    const reason =
+      size + chunk.length > limit
+        ? 'answer_too_large'
+        : budget.take(chunk.length)
+          ? undefined
+          : 'buffer_budget';
+    if (reason) {
+      budget.give(size);
+      return {
+        complete: false,
+        reason,
+        stream: Readable.from(replay(chunks, iterator), { objectMode: false }),
+      };
     }
+    size += chunk.length;
   }
 }
 

@@ -6,10 +6,7 @@ import type { OpenAPIV3 } from 'openapi-types';
 import { z } from 'zod';
 import { ERROR_TABLE, type ErrorBody, type ErrorCode } from '../errors.js';
 
-/** Where the shim's OpenAPI document is served. */
-export const OPENAPI_PATH = '/api-v3/openapi.json';
-/** Where Swagger UI shows it. */
-export const DOCS_PREFIX = '/docs';
+import { DOCS_PREFIX, OPENAPI_PATH } from '../http/route-table.js';
 
 /** The error envelope of the service's own answers, as the error handler writes it (`errorBody`). */
 const errorEnvelope = z

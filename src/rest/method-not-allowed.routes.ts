@@ -1,12 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { AppError } from '../errors.js';
-
-/** The shim's paths and the methods they serve; HEAD follows GET. */
-export const SHIM_PATH_METHODS: ReadonlyArray<readonly [path: string, methods: readonly string[]]> = [
-  ['/api-v3/registration/patients/missing-details-templates', ['GET']],
-  ['/api-v3/registration/patients/lab-missing-details-config', ['GET', 'POST']],
-  ['/api-v3/account/missing-details/lab-fields', ['GET', 'PATCH']],
-];
+import { SHIM_PATHS } from '../http/route-table.js';
 
 const WRITE_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
@@ -15,7 +9,7 @@ const WRITE_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
  * not a trip to legacy. OPTIONS still goes to legacy (it answers CORS preflights as before).
  */
 export const methodNotAllowedRoutes: FastifyPluginAsync = async (app) => {
-  for (const [url, methods] of SHIM_PATH_METHODS) {
+  for (const { path: url, methods } of SHIM_PATHS) {
     const other = WRITE_METHODS.filter((method) => !methods.includes(method));
     const allow = [...methods, ...(methods.includes('GET') ? ['HEAD'] : []), 'OPTIONS'].join(', ');
     app.route({

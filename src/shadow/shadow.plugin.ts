@@ -6,7 +6,7 @@ import type {
 } from 'fastify';
 import fp from 'fastify-plugin';
 import type { AppDeps } from '../app-deps.js';
-import { SHIM_PATH_METHODS } from '../rest/method-not-allowed.routes.js';
+import { SHIM_PATHS } from '../http/route-table.js';
 import { ShadowComparer } from './shadow.service.js';
 
 function headerValue(value: string | string[] | undefined): string | undefined {
@@ -23,7 +23,9 @@ function asArray<T>(value: T | T[] | undefined): T[] {
  * additions have no legacy counterpart to compare with.
  */
 export const SHADOWED_PATHS: ReadonlySet<string> = new Set(
-  SHIM_PATH_METHODS.filter(([, methods]) => methods.includes('GET')).map(([path]) => path),
+  SHIM_PATHS.filter((shim) => shim.legacyCounterpart && shim.methods.includes('GET')).map(
+    (shim) => shim.path,
+  ),
 );
 
 function isShadowedGet(method: string | string[], url: string): boolean {

@@ -4,6 +4,7 @@ import { getHTTPStatusCode } from '@trpc/server/http';
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppRouter } from '../../routers/app.router.js';
 import type { Context } from '../../routers/context.js';
+import { AppError } from '../errors.js';
 
 type HandlerOptions = FastifyHandlerOptions<AppRouter, FastifyRequest, FastifyReply>;
 type RequestInfo = Parameters<HandlerOptions['createContext']>[0]['info'];
@@ -101,6 +102,11 @@ function isPlainCall(request: FastifyRequest, type: ProcedureType): boolean {
  * batches, subscriptions, unknown paths, wrong methods and every other case go through
  * @trpc/server's own adapter.
  */
+function carriesBody(request: FastifyRequest): boolean {
+  const length = request.headers['content-length'];
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
 export function trpcHttp(options: TrpcHttpOptions): FastifyPluginCallback {
   const { fastPath = true, ...handlerOptions } = options;
   const { router, createContext, onError } = handlerOptions;
@@ -208,9 +214,17 @@ export function trpcHttp(options: TrpcHttpOptions): FastifyPluginCallback {
     app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, parsed) => {
       parsed(null, body);
     });
-    app.removeContentTypeParser('multipart/form-data');
-    app.addContentTypeParser('multipart/form-data', {}, (_request, body, parsed) => {
-      parsed(null, body);
+    // JSON only, judged before a byte of the body is read: any other body (multipart, form, text)
+    // is a 415, so no content type gets past the 1 MiB limit as a stream.
+    app.addHook('onRequest', (request, _reply, done) => {
+      const contentType = mediaType(request.headers['content-type']);
+      if (contentType === JSON_TYPE || !carriesBody(request)) return done();
+      done(
+        new AppError(
+          'UNSUPPORTED_MEDIA_TYPE',
+          `/trpc takes application/json bodies only, not ${contentType ?? 'a body without a content type'}`,
+        ),
+      );
     });
 
     app.all<{ Params: { path: string } }>('/:path', async (request, reply) => {
