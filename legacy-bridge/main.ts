@@ -6,12 +6,15 @@ import { backoffDelayMs, DATABASE_CONNECT_BACKOFF } from '../src/backoff.js';
 import { loadConfigOrExit } from '../src/config.js';
 import { Database } from '../src/db/database.js';
 import { initOrm } from '../src/db/orm.js';
+import { flushTracing } from '../src/observability/tracing-flush.js';
 import { type BridgeWorker, startBridgeWorker } from './worker.js';
+import { startWorkerHttp } from './worker-http.js';
 
 /**
  * `npm run worker`: the legacy bridge worker alone, for deployments that run it apart from the
  * HTTP server (which then runs with BRIDGE_WORKER_ENABLED=false). It never migrates: it waits until
- * the server (or `npm run db:migrate`) has. SIGTERM and SIGINT drain it.
+ * the server (or `npm run db:migrate`) has. SIGTERM and SIGINT drain it. /health and /metrics are
+ * served on WORKER_PORT (legacy-bridge/worker-http.ts).
  */
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
@@ -21,6 +24,16 @@ async function main(): Promise<void> {
   let stopping = false;
   let orm: MikroORM<MySqlDriver> | undefined;
   let worker: BridgeWorker | undefined;
+  let db: Database | undefined;
+
+  const http = await startWorkerHttp(
+    {
+      state: () => (stopping ? 'draining' : worker ? 'running' : 'starting'),
+      databaseAnswers: async () => (db ? db.ping() : false),
+    },
+    { host: config.host, port: config.operations.workerPort },
+  );
+  logger.info({ port: http.port }, 'worker /health and /metrics listening');
 
   const connect = async (): Promise<void> => {
     for (let attempt = 1; !stopping; attempt++) {
@@ -29,7 +42,8 @@ async function main(): Promise<void> {
         const pending = await orm.getMigrator().getPendingMigrations();
         if (pending.length === 0) {
           if (stopping) return;
-          worker = startBridgeWorker({ config, db: new Database(orm), logger });
+          db = new Database(orm);
+          worker = startBridgeWorker({ config, db, logger });
           return;
         }
         logger.warn({ pending: pending.map((m) => m.name) }, 'database not migrated yet; waiting');
@@ -55,7 +69,9 @@ async function main(): Promise<void> {
     hardStop.unref();
     await connected.catch(() => undefined);
     await worker?.stop();
+    await http.close();
     await orm?.close(true);
+    await flushTracing();
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));

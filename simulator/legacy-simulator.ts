@@ -30,6 +30,8 @@ export interface Fault {
 export interface Py2Call {
   idempotencyKey: string | undefined;
   authorization: string | undefined;
+  /** The W3C trace context the caller sent, when it traces (docs/tracing.md). */
+  traceparent: string | undefined;
   body: Record<string, unknown>;
   at: number;
 }
@@ -255,6 +257,7 @@ function buildPy2(state: SimulatorState, token: string): FastifyInstance {
     state.py2Calls.push({
       idempotencyKey: key,
       authorization: request.headers.authorization,
+      traceparent: request.headers.traceparent as string | undefined,
       body,
       at: Date.now(),
     });

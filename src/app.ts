@@ -49,12 +49,29 @@ export interface BuildAppOptions {
   principals?: PrincipalResolver;
   /** Off only in the test that holds the tRPC fast path to the standard adapter's answers. */
   trpcFastPath?: boolean;
+  /** What the server entry knows of its own state, which /health reports (src/server.ts). */
+  readiness?: Readiness;
+}
+
+/** Set by the server entry: draining after SIGTERM, or migrations left to the release job still pending. */
+export interface Readiness {
+  draining: boolean;
+  pendingMigrations: string[];
 }
 
 export function loggerOptions(config: AppConfig): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
     serializers: { req: requestLogSerializer },
+    // LOG_FORMAT=pretty (development only: pino-pretty is a devDependency) prints readable lines.
+    ...(config.logFormat === 'pretty'
+      ? {
+          transport: {
+            target: 'pino-pretty',
+            options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' },
+          },
+        }
+      : {}),
     redact: {
       paths: [
         'req.headers.authorization',
@@ -126,6 +143,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       legacyPy3Url: config.legacyPy3Url,
       legacyTimeoutMs: config.legacyTimeoutMs,
       sessionCacheTtlMs: config.auth.sessionCacheTtlMs,
+      sessionCacheMaxEntries: config.auth.sessionCacheMaxEntries,
+      tokenCacheMaxEntries: config.auth.tokenCacheMaxEntries,
       jwtIssuer: config.auth.jwtIssuer,
       jwtAudience: config.auth.jwtAudience,
       clockToleranceSeconds: config.auth.clockToleranceSeconds,
@@ -160,7 +179,14 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     return reply.type(metricsRegistry.contentType).send(await metricsRegistry.metrics());
   });
 
+  const readiness = options.readiness;
   app.get('/health', async (_request, reply) => {
+    if (readiness?.draining) return reply.code(503).send({ status: 'draining', database: db.isAttached });
+    if (readiness?.pendingMigrations.length) {
+      return reply
+        .code(503)
+        .send({ status: 'unavailable', database: false, pendingMigrations: readiness.pendingMigrations });
+    }
     const ready = db.isAttached && (await db.ping());
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', database: ready });
   });

@@ -67,6 +67,22 @@ const envSchema = z
       .default(64 * 1024 * 1024),
     SESSION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // Operations (docs/operations.md): log lines as JSON (default) or human-readable (pino-pretty, a
+    // devDependency: development only); migrate on start (false: `npm run db:migrate` as a release job);
+    // how long readiness answers 503 after SIGTERM before the listener closes; the standalone worker's
+    // /health and /metrics port; the most entries the session and verified-token caches hold.
+    LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
+    MIGRATE_ON_START: booleanish(true),
+    SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(120_000).default(5_000),
+    WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(3001),
+    SESSION_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
+    TOKEN_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
+    // Tracing (docs/tracing.md): the OpenTelemetry SDK reads the standard OTEL_* variables itself; these
+    // decide whether it starts at all (off unless an exporter is set) and are listed so a typo shows.
+    OTEL_TRACES_EXPORTER: optionalString,
+    OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalUrl,
+    OTEL_SERVICE_NAME: z.string().min(1).default('missing-details-service'),
     BRIDGE_WORKER_ENABLED: booleanish(true),
     BRIDGE_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
     BRIDGE_MAX_BACKOFF_MS: z.coerce.number().int().min(10).max(3_600_000).default(30_000),
@@ -120,6 +136,13 @@ const envSchema = z
     UNDER_PRESSURE_RETRY_AFTER_S: z.coerce.number().int().min(1).max(3_600).default(10),
   })
   .superRefine((env, ctx) => {
+    if (env.NODE_ENV === 'production' && env.LOG_FORMAT === 'pretty') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['LOG_FORMAT'],
+        message: 'pretty is for development (pino-pretty is not installed in production); use json',
+      });
+    }
     if (env.NODE_ENV === 'production' && !env.AUTH_JWT_SECRET && !env.AUTH_JWKS_URL) {
       ctx.addIssue({
         code: 'custom',
@@ -135,6 +158,17 @@ const envSchema = z
       });
     }
   });
+
+/** The schema's variables with their defaults (undefined: no default), for .env.example's test. */
+export function configVariables(): Record<string, string | undefined> {
+  const defaults: Record<string, unknown> = envSchema.parse({});
+  return Object.fromEntries(
+    Object.keys(envSchema.shape).map((name) => {
+      const value = defaults[name];
+      return [name, value === undefined ? undefined : String(value)];
+    }),
+  );
+}
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
@@ -177,8 +211,21 @@ export interface AppConfig {
     readonly jwtAudience: string | undefined;
     readonly clockToleranceSeconds: number;
     readonly sessionCacheTtlMs: number;
+    readonly sessionCacheMaxEntries: number;
+    readonly tokenCacheMaxEntries: number;
   };
   readonly logLevel: string;
+  readonly logFormat: 'json' | 'pretty';
+  readonly operations: {
+    readonly migrateOnStart: boolean;
+    readonly shutdownGraceMs: number;
+    readonly workerPort: number;
+  };
+  readonly tracing: {
+    /** True when an exporter is configured: OTEL_TRACES_EXPORTER other than none, or an OTLP endpoint. */
+    readonly enabled: boolean;
+    readonly serviceName: string;
+  };
   readonly capture: {
     readonly spoolDir: string;
     readonly retryPollIntervalMs: number;
@@ -277,8 +324,20 @@ export function loadConfig(env?: RawEnv, overrides: Partial<RawEnv> = {}): AppCo
       jwtAudience: e.AUTH_JWT_AUDIENCE,
       clockToleranceSeconds: e.AUTH_CLOCK_TOLERANCE_S,
       sessionCacheTtlMs: e.SESSION_CACHE_TTL_MS,
+      sessionCacheMaxEntries: e.SESSION_CACHE_MAX_ENTRIES,
+      tokenCacheMaxEntries: e.TOKEN_CACHE_MAX_ENTRIES,
     },
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
+    operations: {
+      migrateOnStart: e.MIGRATE_ON_START,
+      shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+      workerPort: e.WORKER_PORT,
+    },
+    tracing: {
+      enabled: tracingEnabled(e),
+      serviceName: e.OTEL_SERVICE_NAME,
+    },
     capture: {
       spoolDir: e.CAPTURE_SPOOL_DIR,
       retryPollIntervalMs: e.CAPTURE_RETRY_POLL_INTERVAL_MS,
@@ -319,6 +378,15 @@ export function loadConfig(env?: RawEnv, overrides: Partial<RawEnv> = {}): AppCo
       retryAfterSeconds: e.UNDER_PRESSURE_RETRY_AFTER_S,
     },
   });
+}
+
+function tracingEnabled(e: {
+  OTEL_TRACES_EXPORTER?: string | undefined;
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?: string | undefined;
+}): boolean {
+  if (e.OTEL_TRACES_EXPORTER) return e.OTEL_TRACES_EXPORTER.split(',').some((name) => name.trim() !== 'none');
+  return Boolean(e.OTEL_EXPORTER_OTLP_ENDPOINT || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
 }
 
 /**

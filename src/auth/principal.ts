@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, errors, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { BadGatewayError, GatewayTimeoutError } from '../errors.js';
 import { REQUEST_ID_HEADER } from '../observability/request-id.js';
@@ -46,7 +47,10 @@ export interface PrincipalResolverOptions {
   jwtIssuer?: string | undefined;
   jwtAudience?: string | undefined;
   clockToleranceSeconds?: number;
+  /** The most session answers kept (least recently used go first); 10 000 when absent. */
   sessionCacheMaxEntries?: number;
+  /** The most verified bearer tokens kept (least recently used go first); 10 000 when absent. */
+  tokenCacheMaxEntries?: number;
 }
 
 export interface RequestCredentials {
@@ -57,9 +61,10 @@ export interface RequestCredentials {
 }
 
 const VERIFIED_TOKEN_TTL_MS = 60_000;
-const VERIFIED_TOKEN_CACHE_MAX = 10_000;
+const DEFAULT_CACHE_MAX_ENTRIES = 10_000;
 
-type CachedSession = { principal: Principal | null; expiresAt: number };
+/** lru-cache holds objects, not null: a session PY-3 refused is remembered as `{ principal: null }`. */
+type CachedSession = { principal: Principal | null };
 
 /**
  * Resolves the principal of a request: a bearer JWT (HS256 with the shared secret, or RS256/ES256
@@ -68,10 +73,11 @@ type CachedSession = { principal: Principal | null; expiresAt: number };
 export class PrincipalResolver {
   readonly #secret: Uint8Array | undefined;
   readonly #jwks: JWTVerifyGetKey | undefined;
-  readonly #sessionCache = new Map<string, CachedSession>();
+  /** PY-3's answers per cookie hash for SESSION_CACHE_TTL_MS, bounded (LRU). */
+  readonly #sessionCache: LRUCache<string, CachedSession> | undefined;
   readonly #inflight = new Map<string, Promise<Principal | null>>();
   /** Tokens already verified, until their `exp` (at most a minute): a signature check per request is the list's biggest cost. */
-  readonly #verifiedTokens = new Map<string, { principal: Principal; expiresAt: number }>();
+  readonly #verifiedTokens: LRUCache<string, { principal: Principal; expiresAtMs: number }>;
 
   /** The claims every token must carry: `exp` always, `iss` and `aud` when they are configured. */
   #claimRules(): { requiredClaims: string[]; issuer?: string; audience?: string; clockTolerance: number } {
@@ -85,6 +91,17 @@ export class PrincipalResolver {
   }
 
   constructor(private readonly options: PrincipalResolverOptions) {
+    this.#sessionCache =
+      options.sessionCacheTtlMs > 0
+        ? new LRUCache({
+            max: options.sessionCacheMaxEntries ?? DEFAULT_CACHE_MAX_ENTRIES,
+            ttl: options.sessionCacheTtlMs,
+          })
+        : undefined;
+    this.#verifiedTokens = new LRUCache({
+      max: options.tokenCacheMaxEntries ?? DEFAULT_CACHE_MAX_ENTRIES,
+      ttl: VERIFIED_TOKEN_TTL_MS,
+    });
     this.#secret = options.jwtSecret ? new TextEncoder().encode(options.jwtSecret) : undefined;
     if (options.jwks) {
       this.#jwks = createLocalJWKSet(options.jwks);
@@ -107,11 +124,9 @@ export class PrincipalResolver {
   }
 
   async fromJwt(token: string): Promise<Principal | null> {
+    // `exp` is wall-clock time: checked against Date.now(), beside the cache's own (monotonic) TTL.
     const verified = this.#verifiedTokens.get(token);
-    if (verified) {
-      if (verified.expiresAt > Date.now()) return verified.principal;
-      this.#verifiedTokens.delete(token);
-    }
+    if (verified && verified.expiresAtMs > Date.now()) return verified.principal;
     const header = decodeHeader(token);
     if (!header) return null;
     try {
@@ -148,20 +163,19 @@ export class PrincipalResolver {
   }
 
   #rememberToken(token: string, principal: Principal, expMs: number): void {
-    if (this.#verifiedTokens.size >= VERIFIED_TOKEN_CACHE_MAX) {
-      const oldest = this.#verifiedTokens.keys().next().value;
-      if (oldest !== undefined) this.#verifiedTokens.delete(oldest);
-    }
-    this.#verifiedTokens.set(token, {
-      principal,
-      expiresAt: Math.min(expMs, Date.now() + VERIFIED_TOKEN_TTL_MS),
-    });
+    const ttl = Math.min(expMs - Date.now(), VERIFIED_TOKEN_TTL_MS);
+    if (ttl > 0) this.#verifiedTokens.set(token, { principal, expiresAtMs: expMs }, { ttl });
+  }
+
+  /** How many entries each cache holds now (for the eviction tests and diagnostics). */
+  cacheSizes(): { sessions: number; tokens: number } {
+    return { sessions: this.#sessionCache?.size ?? 0, tokens: this.#verifiedTokens.size };
   }
 
   async fromSessionCookie(cookie: string, requestId?: string): Promise<Principal | null> {
     const key = createHash('sha256').update(cookie).digest('hex');
-    const cached = this.#sessionCache.get(key);
-    if (cached && cached.expiresAt > Date.now()) return cached.principal;
+    const cached = this.#sessionCache?.get(key);
+    if (cached) return cached.principal;
     const pending = this.#inflight.get(key);
     if (pending) return pending;
     const lookup = this.#askLegacy(cookie, requestId)
@@ -175,17 +189,7 @@ export class PrincipalResolver {
   }
 
   #remember(key: string, principal: Principal | null): void {
-    if (this.options.sessionCacheTtlMs <= 0) return;
-    const max = this.options.sessionCacheMaxEntries ?? 10_000;
-    if (this.#sessionCache.size >= max) {
-      const now = Date.now();
-      for (const [k, v] of this.#sessionCache) if (v.expiresAt <= now) this.#sessionCache.delete(k);
-      if (this.#sessionCache.size >= max) {
-        const oldest = this.#sessionCache.keys().next().value;
-        if (oldest !== undefined) this.#sessionCache.delete(oldest);
-      }
-    }
-    this.#sessionCache.set(key, { principal, expiresAt: Date.now() + this.options.sessionCacheTtlMs });
+    this.#sessionCache?.set(key, { principal });
   }
 
   async #askLegacy(cookie: string, requestId: string | undefined): Promise<Principal | null> {

@@ -69,3 +69,36 @@ export async function migrateUp(orm: MikroORM): Promise<string[]> {
   const applied = await orm.getMigrator().up();
   return applied.map((m) => m.name);
 }
+
+/** The named lock (GET_LOCK, MariaDB and MySQL alike) that lets one of several starting instances migrate. */
+export const MIGRATION_LOCK_NAME = 'missing_details_migrations';
+const MIGRATION_LOCK_WAIT_S = 300;
+
+/**
+ * Applies pending migrations while holding the database's migration lock, on a connection of its
+ * own (the lock belongs to a session): instances starting together migrate once, the others wait,
+ * then find nothing pending.
+ */
+export async function migrateUpLocked(orm: MikroORM, databaseUrl: string): Promise<string[]> {
+  const connection = await mysql.createConnection({ uri: normalizeUrl(databaseUrl), connectTimeout: 2_000 });
+  try {
+    const [rows] = await connection.query('SELECT GET_LOCK(?, ?) AS got', [
+      MIGRATION_LOCK_NAME,
+      MIGRATION_LOCK_WAIT_S,
+    ]);
+    if ((rows as Array<{ got: number | null }>)[0]?.got !== 1) {
+      throw new Error(`another instance held the migration lock for more than ${MIGRATION_LOCK_WAIT_S} s`);
+    }
+    try {
+      return await migrateUp(orm);
+    } finally {
+      await connection.query('SELECT RELEASE_LOCK(?)', [MIGRATION_LOCK_NAME]);
+    }
+  } finally {
+    await connection.end();
+  }
+}
+
+export async function pendingMigrations(orm: MikroORM): Promise<string[]> {
+  return (await orm.getMigrator().getPendingMigrations()).map((m) => m.name);
+}

@@ -48,6 +48,8 @@ function spawnWorker(env: Record<string, string> = {}): WorkerProcess {
       BRIDGE_MAX_BACKOFF_MS: '500',
       BRIDGE_BREAKER_HALF_OPEN_MS: '200',
       BRIDGE_SHUTDOWN_GRACE_MS: '3000',
+      // Each worker's /health and /metrics on a port of its own: several run side by side.
+      WORKER_PORT: '0',
       BRIDGE_CONCURRENCY: '8',
       ...env,
     },

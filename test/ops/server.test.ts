@@ -1,83 +1,27 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
 import { testDatabaseUrl } from '../support/env.js';
+import {
+  eventually,
+  freePort,
+  PROCESS_TEST_TIMEOUT_MS,
+  type ServiceProcess,
+  startServiceProcess,
+} from '../support/service-process.js';
 
 /** The real server process (`src/server.ts`), over real HTTP. */
 
-// Starting through tsx compiles the whole app on the fly: seconds when idle, far more on a busy CI runner.
-const PROCESS_TEST_TIMEOUT_MS = 150_000;
-
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-interface ServerProcess {
-  child: ChildProcess;
-  url: string;
-  port: number;
-  /** Everything the process printed, for failure messages. */
-  output: () => string;
-  exited: Promise<number | null>;
-}
+type ServerProcess = ServiceProcess;
 
 const started: ServerProcess[] = [];
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 async function startServer(env: Record<string, string>): Promise<ServerProcess> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: REPO_ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      BRIDGE_WORKER_ENABLED: 'false',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    output += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const server = { child, port, url: `http://127.0.0.1:${port}`, output: () => output, exited };
+  const server = await startServiceProcess(env);
   started.push(server);
   return server;
-}
-
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  server: ServerProcess,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    const exited = server.child.exitCode !== null || server.child.signalCode !== null;
-    if (exited || Date.now() > deadline)
-      throw new Error(
-        `${exited ? 'exited' : 'timed out'} waiting for ${what}; server said:\n${server.output()}`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 async function healthStatus(server: ServerProcess): Promise<number> {

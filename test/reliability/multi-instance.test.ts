@@ -44,6 +44,7 @@ beforeAll(async () => {
         LEGACY_PY3_URL: sim.py3Url,
         LEGACY_PY2_URL: sim.py2Url,
         LOG_LEVEL: 'error',
+        SHUTDOWN_GRACE_MS: '0',
         BRIDGE_POLL_INTERVAL_MS: '100',
         CAPTURE_SPOOL_DIR: join(spoolDir, name),
       });

@@ -66,6 +66,7 @@ async function startOtherInstance(): Promise<string> {
       LOG_LEVEL: 'silent',
       BRIDGE_WORKER_ENABLED: 'false',
       CAPTURE_SPOOL_DIR: spoolDir,
+      SHUTDOWN_GRACE_MS: '0',
     },
     stdio: 'ignore',
   });
