@@ -122,6 +122,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     genReqId: requestIdOf,
     requestIdHeader: false,
     return503OnClosing: true,
+    // Behind the edge, request.ip is the client X-Forwarded-For names, not the edge's own address.
+    trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 500 },
     rewriteUrl: (request) => frontDoorUrl(request.url ?? '/', request.method ?? 'GET'),

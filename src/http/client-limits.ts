@@ -54,7 +54,8 @@ export function installClientLimits(app: FastifyInstance, http: AppConfig['http'
   app.addHook('onRequest', (request, reply, done) => {
     // app.inject's stand-in socket is no client: nothing to bound or time out.
     if (typeof request.raw.socket?.setTimeout !== 'function') return done();
-    const address = request.raw.socket.remoteAddress ?? 'unknown';
+    // The client's address; behind a trusted edge (TRUST_PROXY) the one it forwarded.
+    const address = request.ip ?? 'unknown';
     const count = (open.get(address) ?? 0) + 1;
     if (count > http.clientMaxOpenRequests) {
       frontDoorRejections.inc({ reason: 'client_open_requests' });

@@ -37,9 +37,11 @@ export const SHIM_PATHS: readonly ShimPath[] = [
 export const OPENAPI_PATH = '/api-v3/openapi.json';
 export const DOCS_PREFIX = '/docs';
 export const TRPC_PREFIX = '/trpc';
+/** Prometheus' scrape path: served by each instance, never through the edge. */
+export const METRICS_PATH = '/metrics';
 
 /** The service's paths outside the shim: probes, metrics and the OpenAPI document. */
-export const SERVICE_PATHS: readonly string[] = ['/health', '/health/live', '/metrics', OPENAPI_PATH];
+export const SERVICE_PATHS: readonly string[] = ['/health', '/health/live', METRICS_PATH, OPENAPI_PATH];
 /** Everything below these is the service's. */
 export const SERVICE_PREFIXES: readonly string[] = [TRPC_PREFIX, DOCS_PREFIX];
 

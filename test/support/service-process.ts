@@ -34,9 +34,9 @@ export async function freePort(): Promise<number> {
  */
 export async function startServiceProcess(
   env: Record<string, string>,
-  options: { entry?: string; preload?: string[]; portVariable?: string } = {},
+  options: { entry?: string; preload?: string[]; portVariable?: string; port?: number } = {},
 ): Promise<ServiceProcess> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const preloads = (options.preload ?? []).flatMap((module) => ['--import', module]);
   const child = spawn(process.execPath, ['--import', 'tsx', ...preloads, options.entry ?? 'src/server.ts'], {
     cwd: REPO_ROOT,
