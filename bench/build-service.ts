@@ -38,15 +38,16 @@ export async function buildService(): Promise<string> {
 /**
  * The V8 and Node flags that `npm start` gives the service (package.json's start script), so the
  * benchmark runs the process as production does: its heap sizing is part of what the memory
- * scenario measures.
+ * scenario measures. The tracing preload (`--import …`) is left out: tracing is off in the benchmark.
  */
 export async function productionNodeFlags(): Promise<string[]> {
   const manifest = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
     scripts?: Record<string, string>;
   };
   const start = manifest.scripts?.start ?? '';
-  const command = /(?:^|&&\s*)node\s+((?:--[\w-]+(?:=\S+)?\s+)*)\S+\s*$/.exec(start);
+  const command = /(?:^|&&\s*)node\s+((?:--[\w-]+(?:=\S+|\s+\.\/\S+)?\s+)*)\S+\s*$/.exec(start);
   if (!command)
     throw new Error(`package.json's start script does not end in "node [flags] <entry>": ${start}`);
-  return command[1]!.split(/\s+/).filter(Boolean);
+  const tokens = command[1]!.split(/\s+/).filter(Boolean);
+  return tokens.filter((token, i) => token !== '--import' && tokens[i - 1] !== '--import');
 }

@@ -94,11 +94,13 @@ http {
   upstream md_service {
 ${services.join('\n')}
     keepalive 64;
+    keepalive_requests 100000;
     keepalive_timeout 50s;
   }
   upstream md_legacy {
     server ${upstreamAddress(options.legacy)};
     keepalive 64;
+    keepalive_requests 100000;
     keepalive_timeout 4s;
   }
 
@@ -130,6 +132,9 @@ ${services.join('\n')}
     listen ${options.listen} reuseport;
     merge_slashes on;
     client_max_body_size ${options.clientMaxBodySize ?? '64m'};
+    # A busy client keeps its connection: nginx's default closes it after 1,000 requests, racing
+    # the client's next request.
+    keepalive_requests 100000;
     client_header_timeout 10s;
     client_body_timeout 15s;
     # Whole requests and answers are buffered here: a slow client never holds a Node connection.

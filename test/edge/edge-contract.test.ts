@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
-import { type EdgeProcess, startEdge } from '../support/edge-process.js';
+import { type EdgeProcess, startEdge } from '../../src/edge/nginx-runner.js';
 import { testDatabaseUrl } from '../support/env.js';
 import { authHeader, newLabId } from '../support/harness.js';
 import { type RawAnswer, rawRequest } from '../support/raw-http.js';
@@ -49,7 +49,7 @@ async function edgeOver(
   services: string[],
   options: { timeoutSeconds?: number; failTimeoutSeconds?: number } = {},
 ) {
-  const edge = await startEdge({ services, legacy: sim.py3Url, ...options });
+  const edge = await startEdge({ services, legacy: sim.py3Url, ...options, port: await freePort() });
   edges.push(edge);
   return edge;
 }

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type EdgeProcess, startEdge } from '../../src/edge/nginx-runner.js';
 import { canonicalPath, hasDotSegments } from '../../src/http/canonical-path.js';
 import {
   AUGMENTED_PATHS,
@@ -9,9 +10,9 @@ import {
   SERVICE_PATHS,
   SHIM_PATHS,
 } from '../../src/http/route-table.js';
-import { type EdgeProcess, startEdge } from '../support/edge-process.js';
 import { spellingsOf } from '../support/path-spellings.js';
 import { rawRequest } from '../support/raw-http.js';
+import { freePort } from '../support/service-process.js';
 
 /**
  * The generated edge routes every spelling of every path where the service's own canonical path rule
@@ -34,7 +35,11 @@ let edge: EdgeProcess;
 beforeAll(async () => {
   serviceProbe = await probe('service');
   legacyProbe = await probe('legacy');
-  edge = await startEdge({ services: [urlOf(serviceProbe)], legacy: urlOf(legacyProbe) });
+  edge = await startEdge({
+    services: [urlOf(serviceProbe)],
+    legacy: urlOf(legacyProbe),
+    port: await freePort(),
+  });
 });
 afterAll(async () => {
   await edge?.stop();

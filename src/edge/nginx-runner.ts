@@ -3,10 +3,9 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type EdgeOptions, edgeConfig } from '../../src/edge/edge-config.js';
-import { freePort } from './service-process.js';
+import { type EdgeOptions, edgeConfig } from './edge-config.js';
 
-/** Debian's nginx, which `.ci/run` installs when it is missing. */
+/** Debian's nginx (`.ci/run` installs it when missing). */
 export const NGINX = '/usr/sbin/nginx';
 
 export interface EdgeProcess {
@@ -17,12 +16,17 @@ export interface EdgeProcess {
   errorLog: () => Promise<string>;
 }
 
-/** Runs the generated edge (src/edge/edge-config.ts) in a real nginx on a free loopback port. */
-export async function startEdge(options: Omit<EdgeOptions, 'listen' | 'prefix'>): Promise<EdgeProcess> {
+/**
+ * Runs the generated edge in a local nginx on a free loopback port: for the edge tests and the
+ * benchmark, never in production (there nginx runs the generated file itself, docs/edge.md).
+ */
+/** What a local edge needs: the upstreams and a free loopback port to listen on. */
+export type LocalEdgeOptions = Omit<EdgeOptions, 'listen' | 'prefix'> & { port: number };
+
+export async function startEdge({ port, ...options }: LocalEdgeOptions): Promise<EdgeProcess> {
   const prefix = await mkdtemp(join(tmpdir(), 'md-edge-'));
   // nginx's workers run as nobody when the master is root: they must reach the temp folders.
   await chmod(prefix, 0o755);
-  const port = await freePort();
   const config = edgeConfig({ ...options, listen: `127.0.0.1:${port}`, prefix });
   await writeFile(join(prefix, 'nginx.conf'), config);
   const child = spawn(
