@@ -1,4 +1,4 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -220,6 +220,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       '',
       textTableMarkdown(results),
       '',
+      // What the tables mean, written by a person from them (bench/profile-reading.md): kept across runs.
+      await readFile(join(BENCH_DIR, 'profile-reading.md'), 'utf8').catch(() => ''),
       ...profiles,
     ].join('\n');
     await writeFile(join(BENCH_DIR, 'results.profile.md'), text);
