@@ -1,6 +1,7 @@
 import Fastify from 'fastify';
 import mysql from 'mysql2/promise';
 import type { Principal } from '../src/auth/principal.js';
+import { dbTimestampOf } from '../src/db/microsecond-timestamp.type.js';
 import {
   decodeCursor,
   encodeCursor,
@@ -36,6 +37,9 @@ interface Row {
   resolved_at_text: string | null;
   resolved_by_doctor_id: number | null;
   resolved_by_lab_user_id: number | null;
+  detected_as: string | null;
+  assignee_user_id: number | null;
+  due_at_text: string | null;
 }
 
 const principalOf = (labId: number, userId = 7): Principal => ({
@@ -54,11 +58,16 @@ app.get('/health', async () => ({ status: 'ok' }));
 app.get('/lab-fields', async (request) => {
   const q = request.query as { lab_id: string; is_resolved?: string; limit?: string; cursor?: string };
   const limit = Number(q.limit ?? 50);
-  const { sql, params } = labFieldsPageQuery(principalOf(Number(q.lab_id)), {
-    isResolved: q.is_resolved === 'true',
-    limit,
-    cursor: q.cursor ? (decodeCursor(q.cursor) ?? undefined) : undefined,
-  });
+  const now = dbTimestampOf(new Date());
+  const { sql, params } = labFieldsPageQuery(
+    principalOf(Number(q.lab_id)),
+    {
+      isResolved: q.is_resolved === 'true',
+      limit,
+      cursor: q.cursor ? (decodeCursor(q.cursor) ?? undefined) : undefined,
+    },
+    now,
+  );
   const [rows] = (await pool.query(sql, params)) as unknown as [Row[]];
   const page = rows.slice(0, limit);
   const last = page.at(-1);
@@ -77,6 +86,10 @@ app.get('/lab-fields', async (request) => {
       resolved_at: row.resolved_at_text === null ? null : isoFromDbTimestamp(row.resolved_at_text),
       resolved_by_doctor_id: row.resolved_by_doctor_id,
       resolved_by_lab_user_id: row.resolved_by_lab_user_id,
+      detected_as: row.detected_as === 'junk' ? 'junk' : 'placeholder',
+      assignee_user_id: row.assignee_user_id,
+      due_at: row.due_at_text === null ? null : isoFromDbTimestamp(row.due_at_text),
+      is_overdue: row.is_resolved !== 1 && row.due_at_text !== null && row.due_at_text < now,
     })),
     next_cursor:
       rows.length > limit && last

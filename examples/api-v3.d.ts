@@ -102,6 +102,8 @@ export interface paths {
                 field_category: string;
                 entity_object_id: number | null;
                 is_disabled: boolean;
+                /** @description null: rows opened under it have no due time */
+                due_in_hours: number | null;
                 /** @description ISO 8601 UTC */
                 created_at: string;
                 /** @description ISO 8601 UTC */
@@ -142,6 +144,8 @@ export interface paths {
               field_id: number;
               field_value?: string | null;
               is_disabled?: boolean;
+              /** @description Rows opened under this config are due this many hours later (1–720); null clears it, omitted keeps it */
+              due_in_hours?: number | null;
             }[];
           };
         };
@@ -164,6 +168,8 @@ export interface paths {
                 field_category: string;
                 entity_object_id: number | null;
                 is_disabled: boolean;
+                /** @description null: rows opened under it have no due time */
+                due_in_hours: number | null;
                 /** @description ISO 8601 UTC */
                 created_at: string;
                 /** @description ISO 8601 UTC */
@@ -217,6 +223,8 @@ export interface paths {
           field_module?: 'patient' | 'bill';
           created_from?: string;
           created_to?: string;
+          assignee_user_id?: string;
+          overdue?: '0' | '1' | 'true' | 'false';
           limit?: string;
           cursor?: string;
         };
@@ -249,6 +257,16 @@ export interface paths {
                 resolved_at: string | null;
                 resolved_by_doctor_id: number | null;
                 resolved_by_lab_user_id: number | null;
+                /**
+                 * @description junk only with junk detection on (settings)
+                 * @enum {string}
+                 */
+                detected_as: 'placeholder' | 'junk';
+                assignee_user_id: number | null;
+                /** @description ISO 8601 UTC; set when the config has due_in_hours */
+                due_at: string | null;
+                /** @description Open and past due_at */
+                is_overdue: boolean;
                 /** @description Resolved rows only: why it was resolved by hand */
                 reason_code?: string | null;
                 /** @description Resolved rows only */
@@ -401,6 +419,14 @@ export interface paths {
                     over_seven_days: number;
                   };
                 }[];
+                /** @description Open rows past their due_at */
+                overdue: number;
+                by_assignee: {
+                  /** @description null: unassigned */
+                  assignee_user_id: number | null;
+                  total: number;
+                  overdue: number;
+                }[];
               };
               resolved: {
                 /** @description The window on resolved_at, ISO 8601 UTC, inclusive */
@@ -471,6 +497,8 @@ export interface paths {
           field_module?: 'patient' | 'bill';
           created_from?: string;
           created_to?: string;
+          assignee_user_id?: string;
+          overdue?: '0' | '1' | 'true' | 'false';
         };
         header?: never;
         path?: never;
@@ -484,6 +512,292 @@ export interface paths {
             [name: string]: unknown;
           };
           content?: never;
+        };
+        /** @description An error of the service: 400 invalid input (issues name each problem), 401 no principal, 409 conflict, 413 body over 1 MiB, 503 database unavailable… */
+        default: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['ErrorEnvelope'];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api-v3/account/missing-details/placeholder-check': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Is each value a placeholder (or junk)? Ask before it leaves the lab */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          'application/json': {
+            values: {
+              field_name: string;
+              value:
+                | string
+                | number
+                | {
+                    id?: number | null;
+                    name?: string | null;
+                  };
+            }[];
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              results: {
+                field_name: string;
+                /** @description true: do not send this value out of the lab */
+                is_placeholder: boolean;
+                /** @enum {string|null} */
+                detected_as: 'placeholder' | 'junk' | null;
+              }[];
+            };
+          };
+        };
+        /** @description An error of the service: 400 invalid input (issues name each problem), 401 no principal, 409 conflict, 413 body over 1 MiB, 503 database unavailable… */
+        default: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['ErrorEnvelope'];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api-v3/account/missing-details/settings': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The lab's missing-details settings */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              junk_detection: boolean;
+              extra_junk_values: {
+                [key: string]: string[];
+              };
+            };
+          };
+        };
+        /** @description An error of the service: 400 invalid input (issues name each problem), 401 no principal, 409 conflict, 413 body over 1 MiB, 503 database unavailable… */
+        default: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['ErrorEnvelope'];
+          };
+        };
+      };
+    };
+    /** Change the lab's settings (lab-wide staff); omitted keys keep their value */
+    put: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          'application/json': {
+            junk_detection?: boolean;
+            /** @description Per field name, up to 20 of the lab's own junk values (literal values, not patterns; 100 characters at most) */
+            extra_junk_values?: {
+              [key: string]: string[];
+            };
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              junk_detection: boolean;
+              extra_junk_values: {
+                [key: string]: string[];
+              };
+            };
+          };
+        };
+        /** @description An error of the service: 400 invalid input (issues name each problem), 401 no principal, 409 conflict, 413 body over 1 MiB, 503 database unavailable… */
+        default: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['ErrorEnvelope'];
+          };
+        };
+      };
+    };
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api-v3/account/missing-details/lab-fields/assignment': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    /** Assign rows to a user of the lab, or unassign them with null (lab-wide staff) */
+    patch: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          'application/json': {
+            ids: number[];
+            assignee_user_id: number | null;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              /** @description The ids found in the caller's scope */
+              updated_count: number;
+            };
+          };
+        };
+        /** @description An error of the service: 400 invalid input (issues name each problem), 401 no principal, 409 conflict, 413 body over 1 MiB, 503 database unavailable… */
+        default: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['ErrorEnvelope'];
+          };
+        };
+      };
+    };
+    trace?: never;
+  };
+  '/api-v3/account/missing-details/patients': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The caller's open rows grouped by patient
+     * @description `sort=oldest` (default): longest waiting first; `sort=most`: most open fields first.
+     */
+    get: {
+      parameters: {
+        query?: {
+          is_resolved?: '0' | 'false';
+          sort?: 'oldest' | 'most';
+          limit?: string;
+          cursor?: string;
+        };
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              results: {
+                user_details_id: number;
+                org_id: number | null;
+                open_count: number;
+                /** @description ISO 8601 UTC */
+                oldest_created_at: string;
+                fields: {
+                  field_id: number;
+                  field_name: string;
+                  display_name: string;
+                  /** @description ISO 8601 UTC */
+                  created_at: string;
+                }[];
+              }[];
+              next_cursor: string | null;
+            };
+          };
         };
         /** @description An error of the service: 400 invalid input (issues name each problem), 401 no principal, 409 conflict, 413 body over 1 MiB, 503 database unavailable… */
         default: {

@@ -9,6 +9,7 @@ import { Migration20260103000000ResolutionReasons } from './20260103000000-resol
 import { Migration20260104000000LabConfigVersions } from './20260104000000-lab-config-versions.js';
 import { Migration20260105000000ManualResolutions } from './20260105000000-manual-resolutions.js';
 import { Migration20260106000000DropLabFieldResolutions } from './20260106000000-drop-lab-field-resolutions.js';
+import { Migration20260107000000WorkQueue } from './20260107000000-work-queue.js';
 
 /** Every reviewed migration, in order. Listed explicitly so tsx, vitest and compiled node load the same set. */
 export const MIGRATIONS: MigrationObject[] = [
@@ -25,4 +26,5 @@ export const MIGRATIONS: MigrationObject[] = [
     name: 'Migration20260106000000DropLabFieldResolutions',
     class: Migration20260106000000DropLabFieldResolutions,
   },
+  { name: 'Migration20260107000000WorkQueue', class: Migration20260107000000WorkQueue },
 ];

@@ -8,7 +8,13 @@ import {
 } from '../src/services/lab-fields.service.js';
 import { labFieldsSummaryInput, summarizeLabFields } from '../src/services/lab-fields-summary.service.js';
 import { type LiveCountEvent, liveCountsInput, liveCountsOf } from '../src/services/live-counts.service.js';
-import { authedProcedure, router } from './trpc.js';
+import {
+  assignLabFields,
+  assignLabFieldsInput,
+  listPatientWorklist,
+  patientWorklistInput,
+} from '../src/services/work-queue.service.js';
+import { authedProcedure, labStaffProcedure, router } from './trpc.js';
 
 /**
  * Each count as a tracked SSE event (its id lets a reconnecting client resume). A failure while
@@ -34,6 +40,14 @@ export const labFieldsRouter = router({
   resolve: authedProcedure
     .input(resolveLabFieldsInput)
     .mutation(({ ctx, input }) => resolveLabFields(ctx.deps.db.em(), ctx.principal, input)),
+  /** Gives rows to a user of the lab (or takes them back with null): lab-wide staff only. */
+  assign: labStaffProcedure('assign')
+    .input(assignLabFieldsInput)
+    .mutation(({ ctx, input }) => assignLabFields(ctx.deps.db.em(), ctx.principal, input)),
+  /** The caller's open rows grouped by patient. */
+  byPatient: authedProcedure
+    .input(patientWorklistInput)
+    .query(({ ctx, input }) => listPatientWorklist(ctx.deps.db.rootEm(), ctx.principal, input)),
   summary: authedProcedure
     .input(labFieldsSummaryInput)
     .query(({ ctx, input }) => summarizeLabFields(ctx.deps.db.em(), ctx.principal, input)),

@@ -34,6 +34,7 @@ import { labFieldsSummaryExportRoutes } from './rest/lab-fields-summary-export.r
 import { methodNotAllowedRoutes } from './rest/method-not-allowed.routes.js';
 import { placeholderConfigsRoutes } from './rest/placeholder-configs.routes.js';
 import { templatesRoutes } from './rest/templates.routes.js';
+import { workQueueRoutes } from './rest/work-queue.routes.js';
 import { shadowMode } from './shadow/shadow.plugin.js';
 import { trpcHttp } from './trpc/trpc-http.plugin.js';
 
@@ -221,6 +222,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     await shim.register(placeholderConfigsRoutes(deps));
     await shim.register(labFieldsRoutes(deps));
     await shim.register(labFieldsSummaryExportRoutes(deps));
+    await shim.register(workQueueRoutes(deps));
     await shim.register(methodNotAllowedRoutes);
   });
 

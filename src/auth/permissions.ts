@@ -6,7 +6,14 @@ import type { Principal } from './principal.js';
  * docs/legacy-contract.md, which the authorization matrix test reads, is this table in words).
  */
 export type PrincipalKind = 'lab_staff' | 'organization_user' | 'doctor';
-export type Operation = 'read' | 'resolve' | 'capture' | 'config_write' | 'entity_retry';
+export type Operation =
+  | 'read'
+  | 'resolve'
+  | 'capture'
+  | 'config_write'
+  | 'entity_retry'
+  | 'settings_write'
+  | 'assign';
 
 export const PERMISSIONS: Readonly<Record<Operation, readonly PrincipalKind[]>> = {
   read: ['lab_staff', 'organization_user', 'doctor'],
@@ -14,6 +21,8 @@ export const PERMISSIONS: Readonly<Record<Operation, readonly PrincipalKind[]>> 
   capture: ['lab_staff', 'organization_user', 'doctor'],
   config_write: ['lab_staff'],
   entity_retry: ['lab_staff'],
+  settings_write: ['lab_staff'],
+  assign: ['lab_staff'],
 };
 
 /** Lab-wide staff: role lab_user without an organization (by session: not a doctor, no org_id). */
@@ -28,6 +37,8 @@ const WHAT: Record<Operation, string> = {
   capture: 'capture saves',
   config_write: "change the lab's placeholder configs",
   entity_retry: 'retry entity creations',
+  settings_write: "change the lab's settings",
+  assign: 'assign rows',
 };
 
 /** Throws a 403 unless the principal's kind may do the operation. */

@@ -1,4 +1,5 @@
-import type { Placeholder } from './value-mapper.js';
+import { isJunk } from './junk-values.js';
+import type { Comparable, Placeholder } from './value-mapper.js';
 
 /** One config as the engine compares against it: its placeholder, and whether it opens rows. */
 export interface PlaceholderConfig extends Placeholder {
@@ -8,6 +9,17 @@ export interface PlaceholderConfig extends Placeholder {
   readonly templateName: string;
   /** Opens rows: the config is enabled and its template active. */
   readonly active: boolean;
+  /** The template's input type ('text', 'email', 'phone', 'date', 'entity'): which junk rules apply. */
+  readonly inputType: string;
+  /** Rows opened under the config are due this many hours after opening; null: no due time. */
+  readonly dueInHours: number | null;
+}
+
+/** A lab's settings as capture and the placeholder check read them (md_lab_settings; no row: defaults). */
+export interface LabSettingsRow {
+  junk_detection: number;
+  /** JSON text `{"<field_name>": ["value", …]}`. */
+  extra_junk_values: string;
 }
 
 /** One config row joined with its template and (LEFT JOIN) one of its entity creations. */
@@ -21,7 +33,21 @@ export interface LabConfigRow {
   template_module: string;
   template_active: number;
   creation_object_id: number | null;
+  input_type: string;
+  due_in_hours: number | null;
 }
+
+function extraJunkOf(settings: LabSettingsRow | undefined): Map<string, Set<string>> {
+  const extra = new Map<string, Set<string>>();
+  if (!settings) return extra;
+  const parsed = JSON.parse(settings.extra_junk_values || '{}') as Record<string, string[]>;
+  for (const [field, values] of Object.entries(parsed)) {
+    extra.set(field, new Set(values.map((value) => value.trim().toLowerCase())));
+  }
+  return extra;
+}
+
+const NO_VALUES: ReadonlySet<string> = new Set();
 
 /**
  * Every config of one lab (disabled ones too: an open row still resolves against the config that
@@ -31,8 +57,13 @@ export class LabConfigs {
   readonly #byId: ReadonlyMap<number, PlaceholderConfig>;
   /** Per module, the config that opens rows for each field (the newest active one). */
   readonly #openingByModule: ReadonlyMap<string, readonly PlaceholderConfig[]>;
+  /** Junk detection is on for the lab (off by default: old clients see what they saw). */
+  readonly junkDetection: boolean;
+  readonly #extraJunk: ReadonlyMap<string, ReadonlySet<string>>;
 
-  constructor(rows: readonly LabConfigRow[]) {
+  constructor(rows: readonly LabConfigRow[], settings?: LabSettingsRow) {
+    this.junkDetection = Boolean(Number(settings?.junk_detection ?? 0));
+    this.#extraJunk = extraJunkOf(settings);
     const entityIdsById = new Map<number, Set<number>>();
     const first = new Map<number, LabConfigRow>();
     for (const row of rows) {
@@ -56,6 +87,8 @@ export class LabConfigs {
         text: row.field_value,
         active: !Number(row.is_disabled) && Boolean(Number(row.template_active)),
         entityIds: entityIdsById.get(id)!,
+        inputType: row.input_type,
+        dueInHours: row.due_in_hours === null ? null : Number(row.due_in_hours),
       };
       byId.set(id, config);
       const slot = `${config.module}\u0000${config.fieldId}`;
@@ -79,6 +112,13 @@ export class LabConfigs {
   /** The configs that open rows for the module's fields, one per field. */
   opening(module: string): readonly PlaceholderConfig[] {
     return this.#openingByModule.get(module) ?? [];
+  }
+
+  /** Whether `value` is junk for the config's field: never while the lab has junk detection off. */
+  isJunk(value: Comparable, config: PlaceholderConfig, today: string): boolean {
+    if (!this.junkDetection) return false;
+    const extraValues = this.#extraJunk.get(config.templateName) ?? NO_VALUES;
+    return isJunk(value, { inputType: config.inputType, extraValues, today });
   }
 }
 
@@ -132,6 +172,21 @@ export class LabConfigCache {
       const oldest = this.#entries.keys().next().value as number;
       this.#entries.delete(oldest);
     }
+  }
+
+  /**
+   * The configs as of a state just read: the held entry when it is that state, else the ones built
+   * from the read's rows (kept for the next caller).
+   */
+  adopt(
+    labId: number,
+    held: CachedLabConfigs | undefined,
+    read: { version: string; configRows: readonly LabConfigRow[]; settings: LabSettingsRow | undefined },
+  ): LabConfigs {
+    if (held && held.version === read.version) return held.configs;
+    const configs = new LabConfigs(read.configRows, read.settings);
+    this.store(labId, read.version, configs);
+    return configs;
   }
 
   get size(): number {

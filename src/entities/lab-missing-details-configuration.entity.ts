@@ -14,6 +14,8 @@ export const LabMissingDetailsConfiguration = defineEntity({
     fieldCategory: p.string().length(32).fieldName('field_category'),
     entityObjectId: p.integer().fieldName('entity_object_id').nullable(),
     isDisabled: p.boolean().fieldName('is_disabled').columnType('tinyint(1)').default(false),
+    // The service's own column (migration 20260107000000-work-queue); legacy never sees it.
+    dueInHours: p.integer().fieldName('due_in_hours').columnType('smallint unsigned').nullable(),
     createdByLabUserId: p.integer().fieldName('created_by_lab_user_id').nullable(),
     updatedByLabUserId: p.integer().fieldName('updated_by_lab_user_id').nullable(),
     // Read and written as text, so that microseconds survive (see MicrosecondTimestampType).

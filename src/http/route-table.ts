@@ -32,6 +32,10 @@ export const SHIM_PATHS: readonly ShimPath[] = [
   { path: `${BASE}/lab-fields`, methods: ['GET', 'PATCH'], legacyCounterpart: true },
   { path: `${BASE}/summary`, methods: ['GET'], legacyCounterpart: false },
   { path: `${BASE}/lab-fields/export.csv`, methods: ['GET'], legacyCounterpart: false },
+  { path: `${BASE}/lab-fields/assignment`, methods: ['PATCH'], legacyCounterpart: false },
+  { path: `${BASE}/placeholder-check`, methods: ['POST'], legacyCounterpart: false },
+  { path: `${BASE}/settings`, methods: ['GET', 'PUT'], legacyCounterpart: false },
+  { path: `${BASE}/patients`, methods: ['GET'], legacyCounterpart: false },
 ];
 
 export const OPENAPI_PATH = '/api-v3/openapi.json';

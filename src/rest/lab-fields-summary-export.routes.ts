@@ -54,6 +54,14 @@ const summaryAnswer = z.object({
         aging: agingAnswer,
       }),
     ),
+    overdue: count().describe('Open rows past their due_at'),
+    by_assignee: z.array(
+      z.object({
+        assignee_user_id: z.number().int().nullable().describe('null: unassigned'),
+        total: count(),
+        overdue: count(),
+      }),
+    ),
   }),
   resolved: z.object({
     from: z.string().describe('The window on resolved_at, ISO 8601 UTC, inclusive'),
@@ -99,6 +107,12 @@ function summarySnake(summary: LabFieldsSummary) {
         module: f.module,
         total: f.total,
         aging: agingSnake(f.aging),
+      })),
+      overdue: open.overdue,
+      by_assignee: open.byAssignee.map((a) => ({
+        assignee_user_id: a.assigneeUserId,
+        total: a.total,
+        overdue: a.overdue,
       })),
     },
     resolved: {

@@ -4,6 +4,7 @@ import type { AppDeps } from '../app-deps.js';
 import { requirePrincipal } from '../auth/request-principal.js';
 import {
   checkCreatedRange,
+  checkOverdueOnOpen,
   FIELD_ID_FILTER_MAX,
   LAB_FIELDS_DEFAULT_LIMIT,
   LAB_FIELDS_MAX_LIMIT,
@@ -67,12 +68,22 @@ export const listFilterQueryShape = {
   field_module: labFieldsFilterParts.fieldModule.optional(),
   created_from: labFieldsFilterParts.timeBound.optional(),
   created_to: labFieldsFilterParts.timeBound.optional(),
+  assignee_user_id: queryId.optional(),
+  overdue: queryBoolean.optional(),
 };
 
 export const checkCreatedQueryRange = (
-  q: { created_from?: TimeBound | undefined; created_to?: TimeBound | undefined },
+  q: {
+    created_from?: TimeBound | undefined;
+    created_to?: TimeBound | undefined;
+    is_resolved: boolean;
+    overdue?: boolean | undefined;
+  },
   ctx: z.RefinementCtx,
-) => checkCreatedRange(q.created_from, q.created_to, ctx, { from: 'created_from', to: 'created_to' });
+) => {
+  checkCreatedRange(q.created_from, q.created_to, ctx, { from: 'created_from', to: 'created_to' });
+  checkOverdueOnOpen({ isResolved: q.is_resolved, overdue: q.overdue }, ctx, 'overdue');
+};
 
 type FilterQuery = z.output<z.ZodObject<typeof listFilterQueryShape>>;
 
@@ -86,6 +97,8 @@ export function filtersOfQuery(q: FilterQuery) {
     fieldModule: q.field_module,
     createdFrom: q.created_from,
     createdTo: q.created_to,
+    assigneeUserId: q.assignee_user_id,
+    overdue: q.overdue,
   };
 }
 
@@ -132,6 +145,10 @@ export const listAnswer = z.object({
       resolved_at: z.string().nullable().describe('ISO 8601 UTC'),
       resolved_by_doctor_id: z.number().int().nullable(),
       resolved_by_lab_user_id: z.number().int().nullable(),
+      detected_as: z.enum(['placeholder', 'junk']).describe('junk only with junk detection on (settings)'),
+      assignee_user_id: z.number().int().nullable(),
+      due_at: z.string().nullable().describe('ISO 8601 UTC; set when the config has due_in_hours'),
+      is_overdue: z.boolean().describe('Open and past due_at'),
       reason_code: z
         .string()
         .nullable()
@@ -170,6 +187,10 @@ function toSnake(row: LabFieldView) {
     resolved_at: row.resolvedAt,
     resolved_by_doctor_id: row.resolvedByDoctorId,
     resolved_by_lab_user_id: row.resolvedByLabUserId,
+    detected_as: row.detectedAs,
+    assignee_user_id: row.assigneeUserId,
+    due_at: row.dueAt,
+    is_overdue: row.isOverdue,
     // Resolved listings only: the reason of a manual resolution (see LabFieldView).
     ...(row.reasonCode !== undefined
       ? { reason_code: row.reasonCode, reason_note: row.reasonNote ?? null }

@@ -10,6 +10,7 @@ import {
   type ConfigView,
   checkConfigItems,
   configItemsSchema,
+  dueInHoursSchema,
   listConfigs,
   normalizeConfigItem,
   SNAKE_CASE_KEYS,
@@ -32,6 +33,9 @@ const saveBody = z
         field_id: z.number().int().positive(),
         field_value: z.string().nullish(),
         is_disabled: z.boolean().optional(),
+        due_in_hours: dueInHoursSchema.describe(
+          'Rows opened under this config are due this many hours later (1–720); null clears it, omitted keeps it',
+        ),
       }),
     ),
   })
@@ -61,6 +65,7 @@ const configAnswer = z.object({
   field_category: z.string(),
   entity_object_id: z.number().int().nullable(),
   is_disabled: z.boolean(),
+  due_in_hours: z.number().int().nullable().describe('null: rows opened under it have no due time'),
   created_at: timestamp,
   updated_at: timestamp,
 });
@@ -89,6 +94,7 @@ function toSnakeConfig(config: ConfigView) {
     field_category: config.fieldCategory,
     entity_object_id: config.entityObjectId,
     is_disabled: config.isDisabled,
+    due_in_hours: config.dueInHours,
     created_at: config.createdAt,
     updated_at: config.updatedAt,
   };
@@ -162,6 +168,7 @@ export const placeholderConfigsRoutes =
                 fieldId: item.field_id,
                 fieldValue: item.field_value,
                 isDisabled: item.is_disabled,
+                dueInHours: item.due_in_hours,
               }),
             ),
             ...(idempotencyKey === undefined ? {} : { idempotencyKey }),

@@ -10,9 +10,9 @@ import type { Database, Em } from '../db/database.js';
 import { withDeadlockRetry } from '../db/deadlock-retry.js';
 import { emSession, inRawTransaction, type SqlSession } from '../db/driver-sql.js';
 import { lookupKey, mappedKeys, onlyMappedValues } from '../engine/field-map.js';
+import { utcDay } from '../engine/junk-values.js';
 import {
   type LabConfigCache,
-  type LabConfigRow,
   LabConfigs,
   NO_CONFIGS,
   type PlaceholderConfig,
@@ -20,7 +20,13 @@ import {
 import { type Comparable, equalsPlaceholder, isPresent, toComparable } from '../engine/value-mapper.js';
 import { ForbiddenError, toAppError, ValidationError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
-import { LAB_CONFIG_STATE_SQL } from './lab-config-version.service.js';
+import {
+  LAB_CONFIG_TAIL_NULLS,
+  type LabConfigRead,
+  type LabConfigReadRow,
+  labConfigParts,
+  splitLabConfigRead,
+} from '../repositories/lab-config.repository.js';
 import { type FieldModule, MODULES } from './templates.service.js';
 
 /** One save of a patient (module `patient`) or a bill (module `bill`), keyed like the legacy bodies. */
@@ -110,29 +116,8 @@ function checkInput(input: CaptureInput): void {
   if (first) throw new ValidationError(`Invalid capture: ${first.path}: ${first.message}`, issues);
 }
 
-/** One row of the engine's read; `kind` says which of its three parts it comes from. */
-interface EngineReadRow {
-  kind: 'row' | 'version' | 'config';
-  id: number;
-  bill_id: number | null;
-  field_id: number;
-  config_id: number | null;
-  field_value: string;
-  org_id: number | null;
-  is_resolved: number;
-  /** 1 when a replayed capture is older than what the row says about its field. */
-  newer: number;
-  template_name: string;
-  template_module: string;
-  is_disabled: number;
-  template_active: number;
-  entity_object_id: number | null;
-  creation_object_id: number | null;
-  version: number | string | null;
-}
-
 type PatientRow = Pick<
-  EngineReadRow,
+  LabConfigReadRow,
   | 'id'
   | 'bill_id'
   | 'field_id'
@@ -145,25 +130,17 @@ type PatientRow = Pick<
   | 'template_module'
 >;
 
-/** What the engine's one read answers. */
-interface EngineRead {
+/** What the engine's one read answers: the patient's rows, and the lab's config state (and configs). */
+interface EngineRead extends LabConfigRead {
   rows: PatientRow[];
-  /** The lab's config state (LAB_CONFIG_STATE_SQL) in the same snapshot as `configRows`. */
-  version: string;
-  /** The lab's configs; empty when the caller's cached version is current (or none were asked for). */
-  configRows: LabConfigRow[];
 }
 
 /**
  * The engine's one read, in one statement so that it costs one round trip however the cache
  * stands: the unresolved rows of the patient (for a bill: of the bill and the patient's own
  * fields) with their templates, which also serve hasMissingFields, and on a replay the rows
- * changed after the original save; the lab's config version; and, unless `heldVersion` is that
- * version (or `withConfigs` is false), every config of the lab with its template and each
- * placeholder entity created for it. One statement is one snapshot, so the configs are exactly
- * those of the version read with them. A config's placeholder entities are every entity ever
- * traced for its field in the lab, under this config row or an earlier one (disabled, or since
- * changed): a bill saved with the first "Self pay (missing)" still opens a row.
+ * changed after the original save; then the lab's config state and, unless `heldVersion` is that
+ * state (or `withConfigs` is false), its configs and settings (src/repositories/lab-config.repository.ts).
  */
 async function readForCapture(
   sql: SqlSession,
@@ -187,46 +164,42 @@ async function readForCapture(
     billScope = ' AND (d.`bill_id` = ? OR d.`bill_id` IS NULL)';
     params.push(input.billId);
   }
-  params.push(labId, labId, labId);
-  let configPart = '';
-  if (configs.withConfigs) {
-    configPart = `
-UNION ALL
-SELECT 'config', c.\`id\`, NULL, c.\`field_id\`, NULL, c.\`field_value\`, NULL, NULL, NULL, t.\`name\`, t.\`module\`,
-  c.\`is_disabled\`, t.\`is_active\`, c.\`entity_object_id\`, e.\`object_id\`, NULL
-FROM \`LabMissingDetailsConfiguration\` c
-JOIN \`MissingDetailsTemplates\` t ON t.\`id\` = c.\`field_id\`
-LEFT JOIN (
-  SELECT f.\`field_id\`, x.\`object_id\`
-  FROM \`MissingDetailsEntityCreation\` x
-  JOIN \`LabMissingDetailsConfiguration\` f ON f.\`id\` = x.\`config_id\` AND f.\`lab_id\` = x.\`lab_id\`
-  WHERE x.\`lab_id\` = ?
-) e ON e.\`field_id\` = c.\`field_id\`
-WHERE c.\`lab_id\` = ? AND ${LAB_CONFIG_STATE_SQL} <> ?`;
-    params.push(labId, labId, labId, labId, labId, configs.heldVersion);
-  }
-  const result = await sql.rows<EngineReadRow>(
+  const labConfig = labConfigParts(labId, configs);
+  const result = await sql.rows<LabConfigReadRow>(
     `SELECT 'row' AS kind, d.\`id\`, d.\`bill_id\`, d.\`field_id\`, d.\`config_id\`, d.\`field_value\`, d.\`org_id\`,
   d.\`is_resolved\`, ${newer} AS newer, t.\`name\` AS template_name, t.\`module\` AS template_module,
-  NULL AS is_disabled, NULL AS template_active, NULL AS entity_object_id, NULL AS creation_object_id, NULL AS version
+  NULL AS is_disabled, NULL AS template_active, NULL AS entity_object_id, NULL AS creation_object_id, NULL AS version,
+  ${LAB_CONFIG_TAIL_NULLS}
 FROM \`LabMissingDetails\` d
 JOIN \`MissingDetailsTemplates\` t ON t.\`id\` = d.\`field_id\`
 WHERE d.\`lab_id\` = ? AND d.\`user_details_id\` = ? AND ${state}${billScope}
 UNION ALL
-SELECT 'version', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-  ${LAB_CONFIG_STATE_SQL}${configPart}`,
-    params,
+${labConfig.sql}`,
+    [...params, ...labConfig.params],
   );
-  const read: EngineRead = { rows: [], version: '', configRows: [] };
-  for (const row of result) {
-    if (row.kind === 'row') read.rows.push(row);
-    else if (row.kind === 'config') read.configRows.push(row as unknown as LabConfigRow);
-    else read.version = String(row.version);
-  }
-  return read;
+  const rows: PatientRow[] = [];
+  return { ...splitLabConfigRead(result, (row) => rows.push(row)), rows };
 }
 
 const NO_ENTITIES: ReadonlySet<number> = new Set();
+
+/** A row the capture opens: under which config, the value it records, and how it was detected. */
+interface RowToOpen {
+  config: PlaceholderConfig;
+  /** The placeholder for a placeholder; for junk, what was saved (the column's 255 characters at most). */
+  fieldValue: string;
+  /** Stored as `detected_as`: null for a placeholder (as legacy's rows), 'junk'. */
+  detectedAs: 'junk' | null;
+}
+
+/** What was saved, as text, for a junk row's `field_value`. */
+function savedText(value: unknown): string {
+  const text =
+    typeof value === 'object' && value !== null && 'name' in value
+      ? String((value as { name: unknown }).name)
+      : String(value);
+  return text.trim().slice(0, 255);
+}
 
 /** The present value saved under `key`; null when the key is absent from the body or the value is blank. */
 function incomingValue(values: Record<string, unknown>, key: string | undefined): Comparable | null {
@@ -260,6 +233,7 @@ async function captureOn(
   const module = input.module;
   const billId = module === 'bill' ? input.billId : null;
   const now = options.now ?? new Date();
+  const today = utcDay(now);
   const cache = options.configCache;
 
   // A body that carries no present value for any mapped field can change nothing: no configs.
@@ -271,11 +245,7 @@ async function captureOn(
   });
   let configs = NO_CONFIGS;
   if (carriesAField) {
-    if (held && held.version === read.version) configs = held.configs;
-    else {
-      configs = new LabConfigs(read.configRows);
-      cache?.store(labId, read.version, configs);
-    }
+    configs = cache ? cache.adopt(labId, held, read) : new LabConfigs(read.configRows, read.settings);
   }
 
   // An organization user acts on its organization's rows only: another organization's open row of
@@ -295,17 +265,25 @@ async function captureOn(
     if (fieldsChangedSince.has(row.field_id)) continue;
     const value = incomingValue(input.values, lookupKey(module, row.template_name));
     if (value === null) continue;
-    const entityIds = (row.config_id !== null && configs.byId(row.config_id)?.entityIds) || NO_ENTITIES;
-    if (!equalsPlaceholder(value, { text: row.field_value, entityIds })) toResolve.push(row.id);
+    const config = row.config_id !== null ? configs.byId(row.config_id) : undefined;
+    const entityIds = config?.entityIds || NO_ENTITIES;
+    if (equalsPlaceholder(value, { text: row.field_value, entityIds })) continue;
+    // Junk never resolves a row (with junk detection on): only a real value does.
+    if (!config || !configs.isJunk(value, config, today)) toResolve.push(row.id);
   }
 
   const resolvedNow = new Set(toResolve);
-  const toOpen: PlaceholderConfig[] = [];
+  const toOpen: RowToOpen[] = [];
   for (const config of configs.opening(module)) {
     const open = openByField.get(config.fieldId);
     if ((open && !resolvedNow.has(open.id)) || fieldsChangedSince.has(config.fieldId)) continue;
-    const value = incomingValue(input.values, lookupKey(module, config.templateName));
-    if (value !== null && equalsPlaceholder(value, config)) toOpen.push(config);
+    const key = lookupKey(module, config.templateName);
+    const value = incomingValue(input.values, key);
+    if (value === null) continue;
+    if (equalsPlaceholder(value, config)) toOpen.push({ config, fieldValue: config.text, detectedAs: null });
+    else if (configs.isJunk(value, config, today)) {
+      toOpen.push({ config, fieldValue: savedText(input.values[key!]), detectedAs: 'junk' });
+    }
   }
 
   let resolved = 0;
@@ -324,9 +302,9 @@ WHERE \`id\` IN (${toResolve.map(() => '?').join(', ')}) AND \`lab_id\` = ? AND 
     opened = await sql.run(
       `INSERT IGNORE INTO \`LabMissingDetails\`
   (\`lab_id\`, \`org_id\`, \`user_details_id\`, \`bill_id\`, \`field_id\`, \`config_id\`, \`field_name\`, \`field_value\`,
-   \`field_module\`, \`is_resolved\`, \`created_at\`, \`updated_at\`)
-VALUES ${toOpen.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)').join(', ')}`,
-      toOpen.flatMap((config) => [
+   \`field_module\`, \`is_resolved\`, \`created_at\`, \`updated_at\`, \`detected_as\`, \`due_at\`)
+VALUES ${toOpen.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)').join(', ')}`,
+      toOpen.flatMap(({ config, fieldValue, detectedAs }) => [
         labId,
         input.orgId,
         input.userDetailsId,
@@ -334,10 +312,12 @@ VALUES ${toOpen.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)').join(', ')}`,
         config.fieldId,
         config.id,
         config.templateName,
-        config.text,
+        fieldValue,
         module,
         now,
         now,
+        detectedAs,
+        config.dueInHours === null ? null : new Date(now.getTime() + config.dueInHours * 3_600_000),
       ]),
     );
   }

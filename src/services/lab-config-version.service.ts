@@ -20,7 +20,7 @@ export const LAB_CONFIG_VERSION_SQL = `(SELECT COALESCE(SUM(\`version\`), 0) FRO
  */
 export const LAB_CONFIG_STATE_SQL = `CONCAT(${LAB_CONFIG_VERSION_SQL}, ':',
   (SELECT CONCAT(COUNT(*), '.', COALESCE(SUM(CRC32(CONCAT_WS('|', \`id\`, \`field_id\`, \`field_value\`, \`is_disabled\`,
-     COALESCE(\`entity_object_id\`, 0)))), 0))
+     COALESCE(\`entity_object_id\`, 0), COALESCE(\`due_in_hours\`, 0)))), 0))
    FROM \`LabMissingDetailsConfiguration\` WHERE \`lab_id\` = ?), ':',
   (SELECT CONCAT(COUNT(*), '.', COALESCE(MAX(\`id\`), 0)) FROM \`MissingDetailsEntityCreation\` WHERE \`lab_id\` = ?))`;
 

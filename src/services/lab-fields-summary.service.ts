@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Em } from '../db/database.js';
 import { dbTimestampOf, isoMicros } from '../db/microsecond-timestamp.type.js';
+import { openByAssignee } from '../repositories/work-queue.repository.js';
 import {
   checkCreatedRange,
   type DbTimestamp,
@@ -90,6 +91,10 @@ export interface LabFieldsSummary {
     aging: Aging;
     byModule: Array<{ module: string; total: number; aging: Aging }>;
     byField: OpenByField[];
+    /** Open rows past their due time (configs with due_in_hours). */
+    overdue: number;
+    /** Open rows by assignee (null: unassigned), with how many of them are overdue. */
+    byAssignee: Array<{ assigneeUserId: number | null; total: number; overdue: number }>;
   };
   resolved: {
     /** The window on `resolved_at`, inclusive, ISO 8601 UTC. */
@@ -113,8 +118,6 @@ export interface LabFieldsSummary {
     trackedSince: string | null;
   };
 }
-
-const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 
 export interface SqlQuery {
   sql: string;
@@ -265,7 +268,8 @@ function trackedSince(em: Em): Promise<DbTimestamp | null> {
 /**
  * The caller's work-queue summary (their lab, their organization when they have one): open rows by
  * field and module with their age, and the window's resolutions — how fast, by hand or automatically,
- * and why. Two statements, both index-served (test/summary.test.ts holds them to that).
+ * and why; open and overdue rows by assignee. Three statements, run together, each index-served
+ * (test/rest/summary.test.ts holds the first two to that; the third reads only its index).
  */
 export async function summarizeLabFields(
   em: Em,
@@ -280,10 +284,16 @@ export async function summarizeLabFields(
   const tracked = await trackedSince(em);
   const open = openByFieldQuery(principal, now);
   const resolved = resolvedWindowQuery(principal, from, to, tracked);
-  const [openRows, windowRows] = await Promise.all([
+  const [openRows, windowRows, assigneeRows] = await Promise.all([
     em.execute<OpenRow[]>(open.sql, open.params),
     em.execute<WindowRow[]>(resolved.sql, resolved.params),
+    openByAssignee(em, principal, dbTimestampOf(now)),
   ]);
+  const byAssignee = assigneeRows.map((row) => ({
+    assigneeUserId: row.assignee_user_id,
+    total: Number(row.total),
+    overdue: Number(row.overdue),
+  }));
 
   const byField: OpenByField[] = openRows.map((row) => ({
     fieldId: row.field_id,
@@ -335,6 +345,8 @@ export async function summarizeLabFields(
       aging: totalAging,
       byModule: [...modules.values()],
       byField,
+      overdue: byAssignee.reduce((sum, row) => sum + row.overdue, 0),
+      byAssignee,
     },
     resolved: {
       from: isoFromDbTimestamp(from),

@@ -5,6 +5,7 @@ import type { Principal } from '../auth/principal.js';
 import type { Em, SqlReader } from '../db/database.js';
 import { withDeadlockRetry } from '../db/deadlock-retry.js';
 import { driverQuery, selectRows, slicesOf } from '../db/driver-sql.js';
+import { dbTimestampOf } from '../db/microsecond-timestamp.type.js';
 import { ConflictError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
 import { writeActivity } from './activity-log.service.js';
@@ -183,6 +184,10 @@ export interface LabFieldsFilters {
   createdTo?: TimeBound | undefined;
   limit: number;
   cursor?: LabFieldsCursor | undefined;
+  /** Rows assigned to this user (work queue). */
+  assigneeUserId?: number | undefined;
+  /** Open rows past their due time only (work queue). */
+  overdue?: boolean | undefined;
 }
 
 export const labFieldsFilterParts = {
@@ -203,6 +208,21 @@ export function checkCreatedRange(
   }
 }
 
+/** Only open rows can be overdue: `overdue=true` with resolved rows is a contradiction worth naming. */
+export function checkOverdueOnOpen(
+  input: { isResolved: boolean; overdue?: boolean | undefined },
+  ctx: z.RefinementCtx,
+  name: string,
+): void {
+  if (input.isResolved && input.overdue) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [name],
+      message: 'only open rows can be overdue: drop it or list open rows',
+    });
+  }
+}
+
 const distinctFieldIds = (ids: number | number[]) => [...new Set(Array.isArray(ids) ? ids : [ids])];
 
 export const listLabFieldsInput = z
@@ -219,11 +239,14 @@ export const listLabFieldsInput = z
     createdTo: timeBound.optional(),
     limit: z.int().min(1).max(LAB_FIELDS_MAX_LIMIT).default(LAB_FIELDS_DEFAULT_LIMIT),
     cursor: cursorSchema.optional(),
+    assigneeUserId: rowId.optional(),
+    overdue: z.boolean().optional(),
   })
   .strict()
-  .superRefine((input, ctx) =>
-    checkCreatedRange(input.createdFrom, input.createdTo, ctx, { from: 'createdFrom', to: 'createdTo' }),
-  )
+  .superRefine((input, ctx) => {
+    checkCreatedRange(input.createdFrom, input.createdTo, ctx, { from: 'createdFrom', to: 'createdTo' });
+    checkOverdueOnOpen(input, ctx, 'overdue');
+  })
   .transform(({ fieldId, ...rest }): LabFieldsFilters => ({ ...rest, fieldIds: fieldId }))
   .prefault({});
 export type ListLabFieldsInput = z.input<typeof listLabFieldsInput>;
@@ -283,6 +306,13 @@ export interface LabFieldView {
    */
   reasonCode?: ReasonCode | null;
   reasonNote?: string | null;
+  /** How the row was detected: a placeholder, or junk (junk detection on). */
+  detectedAs: 'placeholder' | 'junk';
+  assigneeUserId: number | null;
+  /** ISO 8601 UTC with microseconds; null when the config had no due time. */
+  dueAt: string | null;
+  /** Open and past its due time. */
+  isOverdue: boolean;
 }
 
 export interface LabFieldsPage {
@@ -305,6 +335,9 @@ interface LabFieldRow {
   resolved_at_text: DbTimestamp | null;
   resolved_by_doctor_id: number | null;
   resolved_by_lab_user_id: number | null;
+  detected_as: string | null;
+  assignee_user_id: number | null;
+  due_at_text: DbTimestamp | null;
 }
 
 export interface SqlQuery {
@@ -317,7 +350,11 @@ export interface SqlQuery {
  * to know whether another page follows. Served by the list indexes of migration
  * 20260102000100-lab-fields-list-index (test/lab-fields-explain.test.ts holds it to that).
  */
-export function labFieldsPageQuery(principal: Principal, filters: LabFieldsFilters): SqlQuery {
+export function labFieldsPageQuery(
+  principal: Principal,
+  filters: LabFieldsFilters,
+  now: DbTimestamp = dbTimestampOf(new Date()),
+): SqlQuery {
   const where = ['lab_id = ?', 'is_resolved = ?'];
   const params: unknown[] = [principal.labId, filters.isResolved ? 1 : 0];
   const add = (clause: string, ...values: unknown[]) => {
@@ -333,6 +370,8 @@ export function labFieldsPageQuery(principal: Principal, filters: LabFieldsFilte
   if (filters.fieldModule !== undefined) add('field_module = ?', filters.fieldModule);
   if (filters.createdFrom) add('created_at >= ?', filters.createdFrom.first);
   if (filters.createdTo) add('created_at <= ?', filters.createdTo.last);
+  if (filters.assigneeUserId !== undefined) add('assignee_user_id = ?', filters.assigneeUserId);
+  if (filters.overdue) add('due_at < ?', now);
   if (filters.cursor) {
     const { createdAt, id } = filters.cursor;
     add('(created_at < ? OR (created_at = ? AND id < ?))', createdAt, createdAt, id);
@@ -342,7 +381,8 @@ export function labFieldsPageQuery(principal: Principal, filters: LabFieldsFilte
   const sql = `SELECT id, user_details_id, bill_id, org_id, field_id, field_name, field_value, field_module,
   is_resolved, DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f') AS created_at_text,
   DATE_FORMAT(resolved_at, '%Y-%m-%d %H:%i:%s.%f') AS resolved_at_text,
-  resolved_by_doctor_id, resolved_by_lab_user_id
+  resolved_by_doctor_id, resolved_by_lab_user_id, detected_as, assignee_user_id,
+  DATE_FORMAT(due_at, '%Y-%m-%d %H:%i:%s.%f') AS due_at_text
 FROM LabMissingDetails
 WHERE ${where.join('\n  AND ')}
 ORDER BY created_at DESC, id DESC
@@ -350,7 +390,7 @@ LIMIT ?`;
   return { sql, params: [...params, filters.limit + 1] };
 }
 
-function toView(row: LabFieldRow): LabFieldView {
+function toView(row: LabFieldRow, now: DbTimestamp): LabFieldView {
   return {
     id: Number(row.id),
     userDetailsId: row.user_details_id,
@@ -365,6 +405,10 @@ function toView(row: LabFieldRow): LabFieldView {
     resolvedAt: row.resolved_at_text === null ? null : isoFromDbTimestamp(row.resolved_at_text),
     resolvedByDoctorId: row.resolved_by_doctor_id,
     resolvedByLabUserId: row.resolved_by_lab_user_id,
+    detectedAs: row.detected_as === 'junk' ? 'junk' : 'placeholder',
+    assigneeUserId: row.assignee_user_id,
+    dueAt: row.due_at_text === null ? null : isoFromDbTimestamp(row.due_at_text),
+    isOverdue: !row.is_resolved && row.due_at_text !== null && row.due_at_text < now,
   };
 }
 
@@ -373,8 +417,10 @@ export async function listLabFields(
   em: SqlReader,
   principal: Principal,
   filters: LabFieldsFilters,
+  clock = new Date(),
 ): Promise<LabFieldsPage> {
-  const { sql, params } = labFieldsPageQuery(principal, filters);
+  const now = dbTimestampOf(clock);
+  const { sql, params } = labFieldsPageQuery(principal, filters, now);
   const rows = await selectRows<LabFieldRow>(em, sql, params);
   const page = rows.slice(0, filters.limit);
   const last = page.at(-1);
@@ -382,7 +428,7 @@ export async function listLabFields(
     rows.length > filters.limit && last
       ? encodeCursor({ createdAt: last.created_at_text, id: Number(last.id) })
       : null;
-  if (!filters.isResolved) return { results: page.map(toView), nextCursor };
+  if (!filters.isResolved) return { results: page.map((row) => toView(row, now)), nextCursor };
   const reasons = await reasonsOf(
     em,
     principal.labId,
@@ -402,7 +448,7 @@ export async function listLabFields(
   const results = page.map((row) => {
     const reason = reasons.get(Number(row.id));
     // Completed in place rather than copied: a page is up to 200 rows.
-    const view = toView(row);
+    const view = toView(row, now);
     view.reasonCode = reason?.reasonCode ?? null;
     view.reasonNote = reason?.reasonNote ?? null;
     return view;

@@ -45,6 +45,8 @@ export interface RawConfigItem {
   fieldId: number;
   fieldValue?: string | null | undefined;
   isDisabled?: boolean | undefined;
+  /** Rows opened under the config are due this many hours later; null clears it, omitted keeps it. */
+  dueInHours?: number | null | undefined;
 }
 
 /** One item after validation: the value trimmed, and null when the item disables. */
@@ -52,6 +54,7 @@ export interface ConfigItem {
   fieldId: number;
   fieldValue: string | null;
   isDisabled: boolean;
+  dueInHours?: number | null | undefined;
 }
 
 /** The names of an item's keys as the caller spelled them, so that issue paths name what was sent. */
@@ -123,6 +126,7 @@ export function normalizeConfigItem(item: RawConfigItem): ConfigItem {
     fieldId: item.fieldId,
     fieldValue: isDisabled ? null : (item.fieldValue ?? '').trim(),
     isDisabled,
+    ...(item.dueInHours === undefined ? {} : { dueInHours: item.dueInHours }),
   };
 }
 
@@ -132,10 +136,19 @@ export const configItemsSchema = <T extends z.ZodType>(item: T) =>
     .min(1, 'must hold at least one config')
     .max(MAX_CONFIGS_PER_SAVE, `must hold at most ${MAX_CONFIGS_PER_SAVE} configs`);
 
+/** A config's due time for the rows it opens: whole hours, up to 30 days. */
+export const MAX_DUE_IN_HOURS = 720;
+export const dueInHoursSchema = z
+  .int('must be a whole number of hours')
+  .min(1, `must be from 1 to ${MAX_DUE_IN_HOURS} hours`)
+  .max(MAX_DUE_IN_HOURS, `must be from 1 to ${MAX_DUE_IN_HOURS} hours`)
+  .nullish();
+
 const configItemInput = z.strictObject({
   fieldId: z.number().int().positive(),
   fieldValue: z.string().nullish(),
   isDisabled: z.boolean().optional(),
+  dueInHours: dueInHoursSchema,
 });
 
 export const saveConfigsInput = z
@@ -170,6 +183,8 @@ export interface ConfigView {
   fieldCategory: string;
   entityObjectId: number | null;
   isDisabled: boolean;
+  /** Hours after which a row opened under the config is overdue; null: never. */
+  dueInHours: number | null;
   /** ISO 8601 UTC. Strings rather than Dates, so that a stored answer replays byte for byte. */
   createdAt: string;
   updatedAt: string;
@@ -195,6 +210,7 @@ function toView(row: LabMissingDetailsConfiguration): ConfigView {
     fieldCategory: row.fieldCategory,
     entityObjectId: row.entityObjectId ?? null,
     isDisabled: row.isDisabled,
+    dueInHours: row.dueInHours ?? null,
     createdAt: isoMicros(row.createdAt),
     updatedAt: isoMicros(row.updatedAt),
   };
@@ -299,7 +315,7 @@ async function applySave(
   }
 
   const toDisable: number[] = [];
-  const toUpdate: Array<{ id: number; fieldValue: string }> = [];
+  const toUpdate: Array<{ id: number; fieldValue: string; dueInHours?: number | null | undefined }> = [];
   const toCreate: ConfigItem[] = [];
   /** In item order; `configId` of created rows is known only after the insert. */
   const entityWork: Array<{ fieldId: number; configId: number | null; name: string; entityType: string }> =
@@ -316,7 +332,7 @@ async function applySave(
     }
     const entityType = template.category === 'entity' ? template.entityType : null;
     if (current) {
-      toUpdate.push({ id: current.id, fieldValue: item.fieldValue });
+      toUpdate.push({ id: current.id, fieldValue: item.fieldValue, dueInHours: item.dueInHours });
       if (entityType && current.fieldValue !== item.fieldValue) {
         entityWork.push({ fieldId: item.fieldId, configId: current.id, name: item.fieldValue, entityType });
       }
@@ -339,7 +355,12 @@ async function applySave(
     await em.nativeUpdate(
       LabMissingDetailsConfiguration,
       { id: update.id, labId },
-      { fieldValue: update.fieldValue, updatedAt: stamp, updatedByLabUserId: actorLabUserId },
+      {
+        fieldValue: update.fieldValue,
+        ...(update.dueInHours === undefined ? {} : { dueInHours: update.dueInHours }),
+        updatedAt: stamp,
+        updatedByLabUserId: actorLabUserId,
+      },
     );
   }
   if (toCreate.length > 0) {
@@ -356,6 +377,7 @@ async function applySave(
           fieldCategory: template.category,
           entityObjectId: null,
           isDisabled: false,
+          dueInHours: item.dueInHours ?? null,
           createdByLabUserId: actorLabUserId,
           updatedByLabUserId: actorLabUserId,
           createdAt: stamp,

@@ -35,6 +35,10 @@ const OPERATION_OF: Record<string, string> = {
   'trpc:capture.bill': 'capture',
   'POST /api-v3/registration/patients/lab-missing-details-config': 'config_write',
   'PATCH /api-v3/account/missing-details/lab-fields': 'resolve',
+  'trpc:settings.update': 'settings_write',
+  'PUT /api-v3/account/missing-details/settings': 'settings_write',
+  'trpc:labFields.assign': 'assign',
+  'PATCH /api-v3/account/missing-details/lab-fields/assignment': 'assign',
 };
 const operationOf = (name: string) => OPERATION_OF[name] ?? 'read';
 
@@ -86,6 +90,47 @@ const CASES: Record<string, Case> = {
   })),
   'trpc:flags.patients': trpc('flags.patients', (ids) => ({ ids: ids.patientIds })),
   'trpc:flags.bills': trpc('flags.bills', (ids) => ({ ids: ids.billIds })),
+  'trpc:labFields.assign': trpc('labFields.assign', (ids) => ({ ids: ids.labFieldIds, assigneeUserId: 21 })),
+  'trpc:labFields.byPatient': trpc('labFields.byPatient', () => ({}), false),
+  'trpc:placeholders.check': trpc(
+    'placeholders.check',
+    () => ({ values: [{ fieldName: 'email', value: 'noemail@lab.in' }] }),
+    false,
+  ),
+  'trpc:settings.get': trpc('settings.get', () => undefined, false),
+  'trpc:settings.update': trpc('settings.update', () => ({ junkDetection: false }), false),
+  [`PATCH ${LAB_FIELDS}/assignment`]: {
+    scoped: true,
+    request: (ids) => ({
+      method: 'PATCH',
+      url: `${LAB_FIELDS}/assignment`,
+      payload: { ids: ids.labFieldIds, assignee_user_id: 21 },
+    }),
+  },
+  [`POST ${BASE}/account/missing-details/placeholder-check`]: {
+    scoped: false,
+    request: () => ({
+      method: 'POST',
+      url: `${BASE}/account/missing-details/placeholder-check`,
+      payload: { values: [{ field_name: 'email', value: 'noemail@lab.in' }] },
+    }),
+  },
+  [`GET ${BASE}/account/missing-details/settings`]: {
+    scoped: false,
+    request: () => ({ method: 'GET', url: `${BASE}/account/missing-details/settings` }),
+  },
+  [`PUT ${BASE}/account/missing-details/settings`]: {
+    scoped: false,
+    request: () => ({
+      method: 'PUT',
+      url: `${BASE}/account/missing-details/settings`,
+      payload: { junk_detection: false },
+    }),
+  },
+  [`GET ${BASE}/account/missing-details/patients`]: {
+    scoped: false,
+    request: () => ({ method: 'GET', url: `${BASE}/account/missing-details/patients` }),
+  },
   [`GET ${BASE}/registration/patients/missing-details-templates`]: {
     scoped: false,
     request: () => ({ method: 'GET', url: `${BASE}/registration/patients/missing-details-templates` }),
@@ -189,7 +234,15 @@ describe('the authorization matrix', () => {
 
   it("holds the contract's permission table for every route and procedure and every kind of principal", async () => {
     const table = permissionTable();
-    expect([...table.keys()].sort()).toEqual(['capture', 'config_write', 'entity_retry', 'read', 'resolve']);
+    expect([...table.keys()].sort()).toEqual([
+      'assign',
+      'capture',
+      'config_write',
+      'entity_retry',
+      'read',
+      'resolve',
+      'settings_write',
+    ]);
     const kinds = {
       lab_staff: (labId: number) => authHeader({ labId, userId: 21 }),
       organization_user: (labId: number) => authHeader({ labId, userId: 23, orgId: 9 }),

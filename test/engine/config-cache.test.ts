@@ -210,6 +210,8 @@ describe('LabConfigCache', () => {
       template_active: 1,
       entity_object_id: null,
       creation_object_id: null,
+      input_type: 'email',
+      due_in_hours: null,
     };
     const lab = new LabConfigs([
       { ...row, id: 3, field_value: 'older@lab.in', is_disabled: 0 },

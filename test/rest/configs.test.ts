@@ -85,6 +85,7 @@ describe('POST /api-v3/registration/patients/lab-missing-details-config', () => 
         field_category: 'text',
         entity_object_id: null,
         is_disabled: false,
+        due_in_hours: null,
         created_at: expect.stringMatching(ISO),
         updated_at: expect.stringMatching(ISO),
       },
@@ -460,6 +461,7 @@ describe('tRPC configs.save and configs.list', () => {
       fieldCategory: 'text',
       entityObjectId: null,
       isDisabled: false,
+      dueInHours: null,
       createdAt: expect.stringMatching(ISO),
       updatedAt: expect.stringMatching(ISO),
     });

@@ -144,6 +144,10 @@ describe('GET /api-v3/account/missing-details/lab-fields', () => {
           resolved_at: null,
           resolved_by_doctor_id: null,
           resolved_by_lab_user_id: null,
+          detected_as: 'placeholder',
+          assignee_user_id: null,
+          due_at: null,
+          is_overdue: false,
         },
         {
           id: older,
@@ -159,6 +163,10 @@ describe('GET /api-v3/account/missing-details/lab-fields', () => {
           resolved_at: null,
           resolved_by_doctor_id: null,
           resolved_by_lab_user_id: null,
+          detected_as: 'placeholder',
+          assignee_user_id: null,
+          due_at: null,
+          is_overdue: false,
         },
       ],
       next_cursor: null,
@@ -514,6 +522,10 @@ describe('tRPC labFields.list', () => {
       resolvedAt: null,
       resolvedByDoctorId: null,
       resolvedByLabUserId: null,
+      detectedAs: 'placeholder',
+      assigneeUserId: null,
+      dueAt: null,
+      isOverdue: false,
     });
     const next = (await call(labId, { limit: 2, cursor: page.nextCursor })).json().result.data;
     expect(next).toEqual({ results: [expect.objectContaining({ id: first })], nextCursor: null });

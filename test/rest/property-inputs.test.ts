@@ -14,6 +14,11 @@ const CONFIGS = '/api-v3/registration/patients/lab-missing-details-config';
 const LAB_FIELDS = '/api-v3/account/missing-details/lab-fields';
 const EXPORT = `${LAB_FIELDS}/export.csv`;
 const SUMMARY = '/api-v3/account/missing-details/summary';
+const ASSIGNMENT = `${LAB_FIELDS}/assignment`;
+const CHECK = '/api-v3/account/missing-details/placeholder-check';
+const SETTINGS = '/api-v3/account/missing-details/settings';
+const PATIENTS = '/api-v3/account/missing-details/patients';
+const FIELD_NAMES = ['email', 'mobile', 'dob', 'address', 'insurance', 'group', 'sample_collector'];
 
 const LIST_KEYS = [
   'is_resolved',
@@ -25,6 +30,8 @@ const LIST_KEYS = [
   'created_to',
   'limit',
   'cursor',
+  'assignee_user_id',
+  'overdue',
 ];
 const QUERY_KEYS: Record<string, string[]> = {
   [TEMPLATES]: ['module', 'include_inactive'],
@@ -32,6 +39,8 @@ const QUERY_KEYS: Record<string, string[]> = {
   [LAB_FIELDS]: LIST_KEYS,
   [EXPORT]: LIST_KEYS,
   [SUMMARY]: ['resolved_from', 'resolved_to'],
+  [PATIENTS]: ['is_resolved', 'sort', 'limit', 'cursor'],
+  [SETTINGS]: [],
 };
 
 const boundaryNumber = fc.constantFrom(
@@ -121,6 +130,46 @@ const MALFORMED: Record<string, fc.Arbitrary<InjectOptions>> = {
       junk,
     )
     .map((payload) => ({ method: 'PATCH', url: LAB_FIELDS, payload: JSON.stringify(payload) })),
+  [`GET ${PATIENTS}`]: queryArb(PATIENTS).map((q) => ({ method: 'GET', url: `${PATIENTS}?${q}` })),
+  [`GET ${SETTINGS}`]: queryArb(SETTINGS).map((q) => ({ method: 'GET', url: `${SETTINGS}?${q}` })),
+  [`PUT ${SETTINGS}`]: fc
+    .oneof(
+      fc.record(
+        {
+          junk_detection: scalar,
+          extra_junk_values: fc.oneof(fc.dictionary(fc.constantFrom(...FIELD_NAMES, 'x'), junk), junk),
+        },
+        { requiredKeys: [] },
+      ),
+      junk,
+    )
+    .map((payload) => ({ method: 'PUT', url: SETTINGS, payload: JSON.stringify(payload) })),
+  [`POST ${CHECK}`]: fc
+    .oneof(
+      fc.record(
+        {
+          values: fc.oneof(
+            fc.array(
+              fc.record(
+                { field_name: fc.oneof(fc.constantFrom(...FIELD_NAMES), scalar), value: junk },
+                { requiredKeys: [] },
+              ),
+              { maxLength: 105 },
+            ),
+            junk,
+          ),
+        },
+        { requiredKeys: [] },
+      ),
+      junk,
+    )
+    .map((payload) => ({ method: 'POST', url: CHECK, payload: JSON.stringify(payload) })),
+  [`PATCH ${ASSIGNMENT}`]: fc
+    .oneof(
+      fc.record({ ids: idsLike, assignee_user_id: fc.oneof(boundaryNumber, scalar) }, { requiredKeys: [] }),
+      junk,
+    )
+    .map((payload) => ({ method: 'PATCH', url: ASSIGNMENT, payload: JSON.stringify(payload) })),
 };
 
 const TRPC_SHAPES: Record<string, fc.Arbitrary<unknown>> = {
@@ -136,6 +185,23 @@ const TRPC_SHAPES: Record<string, fc.Arbitrary<unknown>> = {
   'entityCreations.retry': fc.record({ ids: idsLike }, { requiredKeys: [] }),
   'flags.patients': fc.record({ ids: idsLike }, { requiredKeys: [] }),
   'flags.bills': fc.record({ ids: idsLike }, { requiredKeys: [] }),
+  'labFields.assign': fc.record(
+    { ids: idsLike, assigneeUserId: fc.oneof(boundaryNumber, scalar) },
+    { requiredKeys: [] },
+  ),
+  'labFields.byPatient': fc.record({ sort: scalar, limit: scalar, cursor: oddString }, { requiredKeys: [] }),
+  'placeholders.check': fc.record(
+    {
+      values: fc.oneof(
+        fc.array(fc.record({ fieldName: fc.oneof(fc.constantFrom(...FIELD_NAMES), scalar), value: junk }), {
+          maxLength: 105,
+        }),
+        junk,
+      ),
+    },
+    { requiredKeys: [] },
+  ),
+  'settings.update': fc.record({ junkDetection: scalar, extraJunkValues: junk }, { requiredKeys: [] }),
   'capture.patient': fc.record(
     { userDetailsId: fc.oneof(boundaryNumber, scalar), orgId: scalar, values: junk },
     { requiredKeys: [] },
@@ -220,6 +286,39 @@ const VALID: Record<string, fc.Arbitrary<InjectOptions>> = {
   [`PATCH ${LAB_FIELDS}`]: fc
     .record({ ids: fc.uniqueArray(positiveId, { minLength: 1, maxLength: 50 }), is_resolved: fc.boolean() })
     .map((payload) => ({ method: 'PATCH', url: LAB_FIELDS, payload })),
+  [`POST ${CHECK}`]: fc
+    .array(
+      fc.record({
+        field_name: fc.constantFrom(...FIELD_NAMES),
+        value: fc.oneof(placeholderText, fc.integer(), fc.record({ id: positiveId, name: placeholderText })),
+      }),
+      { minLength: 1, maxLength: 100 },
+    )
+    .map((values) => ({ method: 'POST', url: CHECK, payload: { values } })),
+  [`PATCH ${ASSIGNMENT}`]: fc
+    .record({
+      ids: fc.uniqueArray(positiveId, { minLength: 1, maxLength: 50 }),
+      assignee_user_id: fc.oneof(positiveId, fc.constant(null)),
+    })
+    .map((payload) => ({ method: 'PATCH', url: ASSIGNMENT, payload })),
+  [`GET ${PATIENTS}`]: fc
+    .record(
+      { sort: fc.constantFrom('oldest', 'most'), limit: fc.integer({ min: 1, max: 200 }).map(String) },
+      { requiredKeys: [] },
+    )
+    .map((q) => ({ method: 'GET', url: `${PATIENTS}?${new URLSearchParams(q)}` })),
+  [`PUT ${SETTINGS}`]: fc
+    .record(
+      {
+        junk_detection: fc.boolean(),
+        extra_junk_values: fc.dictionary(
+          fc.constantFrom(...FIELD_NAMES),
+          fc.array(placeholderText, { maxLength: 20 }),
+        ),
+      },
+      { requiredKeys: ['junk_detection'] },
+    )
+    .map((payload) => ({ method: 'PUT', url: SETTINGS, payload })),
   'trpc:capture.patient': fc
     .record({ userDetailsId: positiveId, values: captureValuesArb })
     .map((input) => trpcRequest('capture.patient', 'mutation', input)),

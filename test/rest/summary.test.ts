@@ -91,6 +91,8 @@ describe('GET /api-v3/account/missing-details/summary: open rows', () => {
           aging: aging(0, 0, 2),
         },
       ],
+      overdue: 0,
+      by_assignee: [{ assignee_user_id: null, total: 5, overdue: 0 }],
     });
   });
 
@@ -105,7 +107,14 @@ describe('GET /api-v3/account/missing-details/summary: open rows', () => {
     expect((await summary({ labId, userId: 7, orgId: 9 })).json().open.total).toBe(1);
     expect((await summary({ labId, userId: 7 })).json().open.total).toBe(3);
     const empty = (await summary({ labId: newLabId(), userId: 7 })).json();
-    expect(empty.open).toEqual({ total: 0, aging: aging(0, 0, 0), by_module: [], by_field: [] });
+    expect(empty.open).toEqual({
+      total: 0,
+      aging: aging(0, 0, 0),
+      by_module: [],
+      by_field: [],
+      overdue: 0,
+      by_assignee: [],
+    });
     expect(empty.resolved).toMatchObject({
       total: 0,
       by_hand_share: null,
@@ -334,6 +343,8 @@ describe('summary input, auth and tRPC', () => {
           aging: { underOneDay: 0, oneToSevenDays: 1, overSevenDays: 0 },
         },
       ],
+      overdue: 0,
+      byAssignee: [{ assigneeUserId: null, total: 1, overdue: 0 }],
     });
     expect(data.resolved).toMatchObject({
       from: '2024-01-01T00:00:00.000000Z',

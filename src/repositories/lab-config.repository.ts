@@ -1,0 +1,106 @@
+import type { LabConfigRow, LabSettingsRow } from '../engine/lab-config-cache.js';
+import { LAB_CONFIG_STATE_SQL } from '../services/lab-config-version.service.js';
+
+/**
+ * The read of what a lab's captures compare against: its config state (version and fingerprint),
+ * and, unless the caller already holds that state, every config of the lab with its template and
+ * placeholder entities, and the lab's settings. Capture runs it as parts of its one statement
+ * (after the patient's rows); the placeholder check runs it alone. One statement is one snapshot,
+ * so the configs are exactly those of the state read with them.
+ *
+ * Every part selects the same columns (LAB_CONFIG_READ_COLUMNS), so the parts UNION and one row
+ * type serves them all; `kind` says which part a row comes from.
+ */
+export interface LabConfigReadRow {
+  kind: 'row' | 'version' | 'config' | 'settings';
+  id: number;
+  bill_id: number | null;
+  field_id: number;
+  config_id: number | null;
+  field_value: string;
+  org_id: number | null;
+  is_resolved: number;
+  /** 1 when a replayed capture is older than what the row says about its field. */
+  newer: number;
+  template_name: string;
+  template_module: string;
+  is_disabled: number;
+  template_active: number;
+  entity_object_id: number | null;
+  creation_object_id: number | null;
+  version: number | string | null;
+  input_type: string;
+  due_in_hours: number | null;
+  junk_detection: number;
+  extra_junk_values: string;
+}
+
+/** The columns a part adds after `version` (rows and the version part select NULL for them). */
+export const LAB_CONFIG_TAIL_NULLS =
+  'NULL AS input_type, NULL AS due_in_hours, NULL AS junk_detection, NULL AS extra_junk_values';
+
+const STATE_PART = `SELECT 'version', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  ${LAB_CONFIG_STATE_SQL}, NULL, NULL, NULL, NULL`;
+
+/**
+ * The configs and settings parts, read only when the state differs from `heldVersion`. A config's
+ * placeholder entities are every entity ever traced for its field in the lab, under this config row
+ * or an earlier one (disabled, or since changed): a bill saved with the first "Self pay (missing)"
+ * still opens a row.
+ */
+function configParts(labId: number, heldVersion: string): { sql: string; params: unknown[] } {
+  const sql = `
+UNION ALL
+SELECT 'config', c.\`id\`, NULL, c.\`field_id\`, NULL, c.\`field_value\`, NULL, NULL, NULL, t.\`name\`, t.\`module\`,
+  c.\`is_disabled\`, t.\`is_active\`, c.\`entity_object_id\`, e.\`object_id\`, NULL, t.\`input_type\`, c.\`due_in_hours\`, NULL, NULL
+FROM \`LabMissingDetailsConfiguration\` c
+JOIN \`MissingDetailsTemplates\` t ON t.\`id\` = c.\`field_id\`
+LEFT JOIN (
+  SELECT f.\`field_id\`, x.\`object_id\`
+  FROM \`MissingDetailsEntityCreation\` x
+  JOIN \`LabMissingDetailsConfiguration\` f ON f.\`id\` = x.\`config_id\` AND f.\`lab_id\` = x.\`lab_id\`
+  WHERE x.\`lab_id\` = ?
+) e ON e.\`field_id\` = c.\`field_id\`
+WHERE c.\`lab_id\` = ? AND ${LAB_CONFIG_STATE_SQL} <> ?
+UNION ALL
+SELECT 'settings', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  s.\`junk_detection\`, s.\`extra_junk_values\`
+FROM \`md_lab_settings\` s
+WHERE s.\`lab_id\` = ? AND ${LAB_CONFIG_STATE_SQL} <> ?`;
+  const state = [labId, labId, labId];
+  return { sql, params: [labId, labId, ...state, heldVersion, labId, ...state, heldVersion] };
+}
+
+/** The state part, then the config and settings parts (only when `withConfigs`). */
+export function labConfigParts(
+  labId: number,
+  options: { withConfigs: boolean; heldVersion: string },
+): { sql: string; params: unknown[] } {
+  if (!options.withConfigs) return { sql: STATE_PART, params: [labId, labId, labId] };
+  const parts = configParts(labId, options.heldVersion);
+  return { sql: `${STATE_PART}${parts.sql}`, params: [labId, labId, labId, ...parts.params] };
+}
+
+/** What the lab-config parts of a read answered. */
+export interface LabConfigRead {
+  /** The lab's config state (LAB_CONFIG_STATE_SQL), in the same snapshot as the configs. */
+  version: string;
+  /** The lab's configs; empty when the caller's held state is current (or none were asked for). */
+  configRows: LabConfigRow[];
+  settings: LabSettingsRow | undefined;
+}
+
+/** Sorts a read's lab-config rows into a LabConfigRead; other rows go to `other`. */
+export function splitLabConfigRead(
+  rows: readonly LabConfigReadRow[],
+  other?: (row: LabConfigReadRow) => void,
+): LabConfigRead {
+  const read: LabConfigRead = { version: '', configRows: [], settings: undefined };
+  for (const row of rows) {
+    if (row.kind === 'config') read.configRows.push(row as unknown as LabConfigRow);
+    else if (row.kind === 'settings') read.settings = row;
+    else if (row.kind === 'version') read.version = String(row.version);
+    else other?.(row);
+  }
+  return read;
+}
