@@ -4,6 +4,7 @@ import { encodeCursor } from '../src/services/lab-fields.service.js';
 import { BENCH_FIELDS } from './bench-fields.js';
 import type { DatasetInfo } from './dataset.js';
 import { type HttpCall, interleaved, median, percentile, type SequentialClient, throughput } from './load.js';
+import { patients } from './patients-scenario.js';
 import { type Child, freePort, rssMb } from './processes.js';
 import { result, type ScenarioResult } from './report.js';
 import { countCaptureStatements } from './statements.js';
@@ -563,5 +564,6 @@ export const SCENARIOS: readonly Scenario[] = [
   edgeProxy,
   flags,
   summary,
+  patients,
   rss,
 ];

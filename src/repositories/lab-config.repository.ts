@@ -39,8 +39,11 @@ export interface LabConfigReadRow {
 export const LAB_CONFIG_TAIL_NULLS =
   'NULL AS input_type, NULL AS due_in_hours, NULL AS junk_detection, NULL AS extra_junk_values';
 
-const STATE_PART = `SELECT 'version', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-  ${LAB_CONFIG_STATE_SQL}, NULL, NULL, NULL, NULL`;
+/** Aliased, as the first part of the placeholder check's read names the columns of every part. */
+const STATE_PART = `SELECT 'version' AS kind, NULL AS id, NULL AS bill_id, NULL AS field_id, NULL AS config_id,
+  NULL AS field_value, NULL AS org_id, NULL AS is_resolved, NULL AS newer, NULL AS template_name,
+  NULL AS template_module, NULL AS is_disabled, NULL AS template_active, NULL AS entity_object_id,
+  NULL AS creation_object_id, ${LAB_CONFIG_STATE_SQL} AS version, ${LAB_CONFIG_TAIL_NULLS}`;
 
 /**
  * The configs and settings parts, read only when the state differs from `heldVersion`. A config's

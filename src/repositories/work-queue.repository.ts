@@ -84,13 +84,12 @@ export interface PatientGroupRow {
  * (lab_id, is_resolved, user_details_id, org_id, created_at) without touching table rows; only the
  * groups are sorted. Keyset-paged on the sort key, then patient and organization.
  */
-export function patientGroupsPage(
-  em: SqlReader,
+export function patientGroupsQuery(
   principal: Principal,
   sort: PatientSort,
   limit: number,
   cursor: PatientCursor | undefined,
-): Promise<PatientGroupRow[]> {
+): { sql: string; params: unknown[] } {
   const scope = scopeOf(principal);
   const params: unknown[] = [...scope.values];
   let having = '';
@@ -116,9 +115,8 @@ export function patientGroupsPage(
     sort === 'most'
       ? 'open_count DESC, oldest, user_details_id, org_key'
       : 'oldest, user_details_id, org_key';
-  return selectRows<PatientGroupRow>(
-    em,
-    `SELECT user_details_id, org_id, open_count, DATE_FORMAT(oldest, ${MICROS}) AS oldest_text FROM (
+  return {
+    sql: `SELECT user_details_id, org_id, open_count, DATE_FORMAT(oldest, ${MICROS}) AS oldest_text FROM (
   SELECT d.user_details_id, d.org_id, COALESCE(d.org_id, 0) AS org_key, COUNT(*) AS open_count, MIN(d.created_at) AS oldest
   FROM LabMissingDetails d FORCE INDEX (LabMissingDetails_lab_resolved_patient_org_idx)
   WHERE ${scope.sql} AND d.is_resolved = 0
@@ -127,8 +125,19 @@ export function patientGroupsPage(
 ) g
 ORDER BY ${order}
 LIMIT ?`,
-    [...params, limit + 1],
-  );
+    params: [...params, limit + 1],
+  };
+}
+
+export function patientGroupsPage(
+  em: SqlReader,
+  principal: Principal,
+  sort: PatientSort,
+  limit: number,
+  cursor: PatientCursor | undefined,
+): Promise<PatientGroupRow[]> {
+  const { sql, params } = patientGroupsQuery(principal, sort, limit, cursor);
+  return selectRows<PatientGroupRow>(em, sql, params);
 }
 
 export interface PatientFieldRow {
@@ -141,21 +150,28 @@ export interface PatientFieldRow {
 }
 
 /** The open fields of the page's patients, oldest first, with their templates' display names. */
+export function openFieldsQuery(
+  principal: Principal,
+  userDetailsIds: readonly number[],
+): { sql: string; params: unknown[] } {
+  const scope = scopeOf(principal);
+  return {
+    sql: `SELECT d.user_details_id, d.org_id, d.field_id, d.field_name, t.display_name,
+  DATE_FORMAT(d.created_at, ${MICROS}) AS created_text
+FROM LabMissingDetails d FORCE INDEX (LabMissingDetails_lab_patient_resolved_created_idx)
+JOIN MissingDetailsTemplates t ON t.id = d.field_id
+WHERE ${scope.sql} AND d.is_resolved = 0 AND d.user_details_id IN (?)
+ORDER BY d.created_at, d.id`,
+    params: [...scope.values, userDetailsIds],
+  };
+}
+
 export function openFieldsOf(
   em: SqlReader,
   principal: Principal,
   userDetailsIds: readonly number[],
 ): Promise<PatientFieldRow[]> {
   if (userDetailsIds.length === 0) return Promise.resolve([]);
-  const scope = scopeOf(principal);
-  return selectRows<PatientFieldRow>(
-    em,
-    `SELECT d.user_details_id, d.org_id, d.field_id, d.field_name, t.display_name,
-  DATE_FORMAT(d.created_at, ${MICROS}) AS created_text
-FROM LabMissingDetails d FORCE INDEX (LabMissingDetails_lab_patient_resolved_created_idx)
-JOIN MissingDetailsTemplates t ON t.id = d.field_id
-WHERE ${scope.sql} AND d.is_resolved = 0 AND d.user_details_id IN (?)
-ORDER BY d.created_at, d.id`,
-    [...scope.values, userDetailsIds],
-  );
+  const { sql, params } = openFieldsQuery(principal, userDetailsIds);
+  return selectRows<PatientFieldRow>(em, sql, params);
 }

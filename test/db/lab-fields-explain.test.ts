@@ -8,6 +8,7 @@ import {
 import type { Principal } from '../../src/auth/principal.js';
 import { Database, type Em } from '../../src/db/database.js';
 import { ensureDatabaseExists, initOrm, migrateUp } from '../../src/db/orm.js';
+import { patientGroupsQuery } from '../../src/repositories/work-queue.repository.js';
 import { billFlags, patientFlags } from '../../src/services/flags.service.js';
 import {
   encodeCursor,
@@ -239,6 +240,36 @@ describe('the flag query plans', () => {
         ['range', BILL_INDEX],
         ['range', PATIENT_INDEX],
       ]);
+    }
+  });
+});
+
+describe('the worklist by patient query plan', () => {
+  it('groups the open rows from the (lab, is_resolved, patient, org, created_at) index alone, for every caller and sort', async () => {
+    const cursor = {
+      sort: 'oldest' as const,
+      openCount: 1,
+      oldest: '2024-03-01 10:00:00.000000',
+      userDetailsId: 10_010,
+      orgId: 0,
+    };
+    for (const who of [principal(), principal(10)]) {
+      for (const [sort, after] of [
+        ['oldest', undefined],
+        ['most', undefined],
+        ['oldest', cursor],
+        ['most', { ...cursor, sort: 'most' as const }],
+      ] as const) {
+        const { sql, params } = patientGroupsQuery(who, sort, 50, after);
+        const plans = await db.em().execute<PlanRow[]>(`EXPLAIN ${sql}`, params);
+        const inner = plans.find((plan) => plan.table === 'd')!;
+        const label = `${sort} ${JSON.stringify(plans)}`;
+        expect(inner.key, label).toBe('LabMissingDetails_lab_resolved_patient_org_idx');
+        expect(inner.type, label).toBe('ref');
+        // Covering: no table row is read; grouped in index order, so no temporary table.
+        expect(inner.Extra ?? '', label).toMatch(/Using index/);
+        expect(inner.Extra ?? '', label).not.toMatch(/temporary/i);
+      }
     }
   });
 });
