@@ -1,12 +1,8 @@
 import Fastify from 'fastify';
 import mysql from 'mysql2/promise';
 import type { Principal } from '../src/auth/principal.js';
-import {
-  decodeCursor,
-  encodeCursor,
-  isoFromDbTimestamp,
-  labFieldsPageQuery,
-} from '../src/services/lab-fields.service.js';
+import { labFieldsPageQuery } from '../src/repositories/lab-fields.repository.js';
+import { decodeCursor, encodeCursor, isoFromDbTimestamp } from '../src/services/lab-fields.service.js';
 import { captureByHand, type HandCaptureInput } from './hand-capture.js';
 
 /**

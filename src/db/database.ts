@@ -9,7 +9,7 @@ export type Em = SqlEntityManager<MySqlDriver>;
  * What a read that sends its own SQL needs of an entity manager: no entities, so no identity map to
  * keep per request.
  */
-export type SqlReader = Pick<Em, 'execute' | 'getKnex' | 'getTransactionContext' | 'config'>;
+export type SqlReader = Pick<Em, 'getKnex' | 'getTransactionContext' | 'config' | 'getPlatform'>;
 
 /**
  * The service's handle on its database. The server listens before the database is reachable,
@@ -44,7 +44,7 @@ export class Database {
 
   /**
    * The ORM's root entity manager, without a fork: only for paths that send hand-written SQL
-   * (src/db/driver-sql.ts), never for entities. Forking one per request (`em()`) costs more CPU
+   * (src/db/sql-session.ts), never for entities. Forking one per request (`em()`) costs more CPU
    * than such a path's own work in the ORM.
    */
   rootEm(): Em {

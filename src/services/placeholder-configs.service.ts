@@ -10,6 +10,7 @@ import { lookupKey } from '../engine/field-map.js';
 import { LabMissingDetailsConfiguration, MissingDetailsTemplate } from '../entities/index.js';
 import { type ErrorIssue, ValidationError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
+import { bumpLabConfigVersion } from '../repositories/lab-config.repository.js';
 import { writeActivity } from './activity-log.service.js';
 import {
   type EntityCreationRequest,
@@ -23,7 +24,6 @@ import {
   requestHash,
   storeIdempotentResponse,
 } from './idempotency.service.js';
-import { bumpLabConfigVersion } from './lab-config-version.service.js';
 import { MODULES } from './templates.service.js';
 
 export const MAX_CONFIGS_PER_SAVE = 50;

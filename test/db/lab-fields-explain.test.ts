@@ -8,11 +8,11 @@ import {
 import type { Principal } from '../../src/auth/principal.js';
 import { Database, type Em } from '../../src/db/database.js';
 import { ensureDatabaseExists, initOrm, migrateUp } from '../../src/db/orm.js';
+import { labFieldsPageQuery } from '../../src/repositories/lab-fields.repository.js';
 import { billFlags, patientFlags } from '../../src/services/flags.service.js';
 import {
   encodeCursor,
   type LabFieldsFilters,
-  labFieldsPageQuery,
   listLabFieldsInput,
 } from '../../src/services/lab-fields.service.js';
 import { testDatabaseUrl } from '../support/env.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Principal } from '../../src/auth/principal.js';
 import type { TokenClaims } from '../../src/auth/token.js';
-import { ID_SLICE } from '../../src/db/driver-sql.js';
+import { ID_SLICE } from '../../src/db/sql-session.js';
 import { resolveLabFields } from '../../src/services/lab-fields.service.js';
 import { manualResolutionStamp } from '../../src/services/resolution-reasons.service.js';
 import { type BeyondRow, insertRows } from '../support/beyond-fixtures.js';

@@ -1,4 +1,10 @@
-import type { Em } from '../db/database.js';
+import { type SessionSource, sqlSession } from '../db/sql-session.js';
+
+/**
+ * The version and fingerprint of a lab's configs (`md_lab_config_versions`), which key every
+ * instance's config cache. The configs themselves are entities (LabMissingDetailsConfiguration, see
+ * placeholder-configs.service.ts); capture reads them with its one statement (capture.repository.ts).
+ */
 
 /** The row of `md_lab_config_versions` that stands for the template catalog (lab ids start at 1). */
 export const CATALOG_VERSION_LAB_ID = 0;
@@ -30,11 +36,10 @@ export const LAB_CONFIG_STATE_SQL = `CONCAT(${LAB_CONFIG_VERSION_SQL}, ':',
  * with the change and never before it; run it last there, as it holds the lab's row lock until
  * the commit.
  */
-export async function bumpLabConfigVersion(em: Em, labId: number): Promise<void> {
-  await em.execute(
+export async function bumpLabConfigVersion(em: SessionSource, labId: number): Promise<void> {
+  await sqlSession(em).execute(
     `INSERT INTO \`md_lab_config_versions\` (\`lab_id\`, \`version\`) VALUES (?, 1)
 ON DUPLICATE KEY UPDATE \`version\` = \`version\` + 1`,
     [labId],
-    'run',
   );
 }
