@@ -2,6 +2,8 @@ import type { EntityManager, MikroORM } from '@mikro-orm/core';
 import type { MySqlDriver, EntityManager as SqlEntityManager } from '@mikro-orm/mysql';
 import { LabConfigCache } from '../engine/lab-config-cache.js';
 import { ServiceUnavailableError } from '../errors.js';
+import { pingDatabase } from '../repositories/database-health.repository.js';
+import { sqlSession } from './sql-session.js';
 
 export type Em = SqlEntityManager<MySqlDriver>;
 
@@ -60,13 +62,7 @@ export class Database {
       const timeout = new Promise<false>((resolve) => {
         timer = setTimeout(() => resolve(false), timeoutMs);
       });
-      return await Promise.race([
-        em
-          .getConnection()
-          .execute('SELECT 1')
-          .then(() => true),
-        timeout,
-      ]);
+      return await Promise.race([pingDatabase(sqlSession(em)).then(() => true), timeout]);
     } catch {
       return false;
     } finally {

@@ -43,3 +43,20 @@ ON DUPLICATE KEY UPDATE \`version\` = \`version\` + 1`,
     [labId],
   );
 }
+
+/**
+ * Row-locks the (lab, field) pairs (`md_lab_field_locks`) until the transaction ends, in one sorted
+ * order so that two saves never wait on each other crosswise.
+ */
+export async function lockLabFields(
+  em: SessionSource,
+  labId: number,
+  fieldIds: readonly number[],
+): Promise<void> {
+  const sorted = [...new Set(fieldIds)].sort((a, b) => a - b);
+  await sqlSession(em).execute(
+    `INSERT INTO md_lab_field_locks (lab_id, field_id) VALUES ${sorted.map(() => '(?, ?)').join(', ')}
+     ON DUPLICATE KEY UPDATE lab_id = lab_id`,
+    sorted.flatMap((fieldId) => [labId, fieldId]),
+  );
+}

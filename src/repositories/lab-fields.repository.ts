@@ -182,3 +182,12 @@ WHERE lab_id = ? AND id IN (?)`,
   );
   return result.affectedRows;
 }
+
+/** The scope's open rows, counted on the list index (lab_id, [org_id,] is_resolved, …) alone. */
+export async function countOpenRows(sql: SqlSession, labId: number, orgId: number | null): Promise<number> {
+  const [row] = await sql.query<{ n: number | string }>(
+    `SELECT COUNT(*) AS n FROM \`LabMissingDetails\` WHERE \`lab_id\` = ?${orgId === null ? '' : ' AND `org_id` = ?'} AND \`is_resolved\` = 0`,
+    orgId === null ? [labId] : [labId, orgId],
+  );
+  return Number(row?.n ?? 0);
+}

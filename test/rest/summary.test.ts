@@ -7,7 +7,7 @@ import {
 } from '../../migrations/20260103000000-resolution-reasons.js';
 import type { TokenClaims } from '../../src/auth/token.js';
 import { ensureDatabaseExists, initOrm } from '../../src/db/orm.js';
-import { openByFieldQuery, resolvedWindowQuery } from '../../src/services/lab-fields-summary.service.js';
+import { openByFieldQuery, resolvedWindowQuery } from '../../src/repositories/summary.repository.js';
 import { dbTime, hoursAgo, insertRows } from '../support/beyond-fixtures.js';
 import { principalFor } from '../support/engine-fixtures.js';
 import { testDatabaseUrl } from '../support/env.js';
