@@ -122,8 +122,6 @@ export interface LabFieldsSummary {
   };
 }
 
-const pad = (n: number, width = 2) => String(n).padStart(width, '0');
-
 const emptyAging = (): Aging => ({ underOneDay: 0, oneToSevenDays: 0, overSevenDays: 0 });
 const addAging = (into: Aging, more: Aging) => {
   into.underOneDay += more.underOneDay;

@@ -16,7 +16,7 @@ import {
   listLabFieldsInput,
 } from '../../src/services/lab-fields.service.js';
 import { testDatabaseUrl } from '../support/env.js';
-import { newLabId, statementsDuring } from '../support/harness.js';
+import { newLabId, statementsDuring } from '../support/fixtures.js';
 
 const INDEX_NAMES: string[] = LAB_FIELDS_LIST_INDEXES.map((index) => index.name);
 const [PLAIN_INDEX, ORG_INDEX, PATIENT_INDEX, BILL_INDEX] = INDEX_NAMES;

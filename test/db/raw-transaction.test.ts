@@ -1,7 +1,7 @@
 import { DriverException } from '@mikro-orm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inTransaction as inRawTransaction } from '../../src/db/sql-session.js';
-import { newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { newLabId, startTestApp, type TestApp } from '../support/fixtures.js';
 
 let t: TestApp;
 beforeAll(async () => {

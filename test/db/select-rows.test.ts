@@ -3,8 +3,7 @@ import { type SessionSource, sqlSession } from '../../src/db/sql-session.js';
 import { LabMissingDetails } from '../../src/entities/index.js';
 import { toAppError } from '../../src/errors.js';
 import { labFieldsPageQuery } from '../../src/repositories/lab-fields.repository.js';
-import { seedOpenEmailRows } from '../support/ecosystem-fixtures.js';
-import { newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { newLabId, seedOpenEmailRows, startTestApp, type TestApp } from '../support/fixtures.js';
 
 let t: TestApp;
 beforeAll(async () => {

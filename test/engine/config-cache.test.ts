@@ -5,8 +5,14 @@ import {
   CATALOG_VERSION_LAB_ID,
 } from '../../src/repositories/lab-config.repository.js';
 import { recordEntityCreated } from '../../src/services/entity-trace.service.js';
-import { FIELD } from '../support/engine-fixtures.js';
-import { authHeader, newLabId, startTestApp, statementsDuring, type TestApp } from '../support/harness.js';
+import {
+  authHeader,
+  FIELD,
+  newLabId,
+  startTestApp,
+  statementsDuring,
+  type TestApp,
+} from '../support/fixtures.js';
 
 /**
  * The per-lab config cache (docs/architecture.md): two app instances on one database, each with its own

@@ -3,8 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appRouter } from '../../routers/app.router.js';
 import { createContextInner } from '../../routers/context.js';
 import type { Principal } from '../../src/auth/principal.js';
-import { seedOpenEmailRows } from '../support/ecosystem-fixtures.js';
-import { newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { newLabId, seedOpenEmailRows, startTestApp, type TestApp } from '../support/fixtures.js';
 
 // Procedures called in process, as tRPC's own starter tests them: `appRouter.createCaller` over
 // `createContextInner`, no HTTP in between; the same deps as the running app.
