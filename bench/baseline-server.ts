@@ -2,12 +2,8 @@ import Fastify from 'fastify';
 import mysql from 'mysql2/promise';
 import type { Principal } from '../src/auth/principal.js';
 import { dbTimestampOf } from '../src/db/microsecond-timestamp.type.js';
-import {
-  decodeCursor,
-  encodeCursor,
-  isoFromDbTimestamp,
-  labFieldsPageQuery,
-} from '../src/services/lab-fields.service.js';
+import { labFieldsPageQuery } from '../src/repositories/lab-fields.repository.js';
+import { decodeCursor, encodeCursor, isoFromDbTimestamp } from '../src/services/lab-fields.service.js';
 import { captureByHand, type HandCaptureInput } from './hand-capture.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { Principal } from '../src/auth/principal.js';
-import { openByFieldQuery, resolvedWindowQuery } from '../src/services/lab-fields-summary.service.js';
+import { openByFieldQuery, resolvedWindowQuery } from '../src/repositories/summary.repository.js';
 import { type HttpCall, interleaved, median, percentile } from './load.js';
 import { result } from './report.js';
 import type { BenchEnv, Scenario } from './scenarios.js';

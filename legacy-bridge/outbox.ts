@@ -1,17 +1,30 @@
 import { IsolationLevel } from '@mikro-orm/core';
 import type { Em } from '../src/db/database.js';
+import { sqlSession } from '../src/db/sql-session.js';
+import {
+  type ClaimedCreationRow,
+  countPendingCreations,
+  lockDueCreationIds,
+  markCreationDelivered,
+  markCreationFailed,
+  markCreationsClaimed,
+  newerDeliveredObjectId,
+  readClaimedCreations,
+  releaseCreationClaims,
+  rescheduleClaimedCreation,
+  setConfigEntityObject,
+} from '../src/repositories/entity-creation-outbox.repository.js';
 import { writeActivity } from '../src/services/activity-log.service.js';
 import { recordEntityCreated } from '../src/services/entity-trace.service.js';
 
 /**
- * The outbox of PY-2 entity creations (`md_entity_creation_outbox`), as set-based SQL. A row is
+ * The outbox of PY-2 entity creations (`md_entity_creation_outbox`): its rules and transactions; the
+ * statements are in src/repositories/entity-creation-outbox.repository.ts. A row is
  * `queued` until it is `delivered` or `failed`. A worker claims due rows with
  * SELECT … FOR UPDATE SKIP LOCKED, so any number of workers share one database; a claim pushes the
  * row's `next_attempt_at` to the claim's expiry, so a claim left by a crashed worker simply makes
  * the row due again when it expires.
  */
-
-const TABLE = '`md_entity_creation_outbox`';
 
 export interface ClaimedCreation {
   id: number;
@@ -32,21 +45,7 @@ export interface ClaimedCreation {
   requestedByDoctorId: number | null;
 }
 
-interface ClaimedRow {
-  id: number | string;
-  lab_id: number;
-  org_id: number | null;
-  config_id: number;
-  entity_type: string;
-  name: string;
-  idempotency_key: string;
-  attempts: number;
-  claim_expires_at: string | Date;
-  created_at: string | Date;
-  window_started_at: string | Date;
-  requested_by_lab_user_id: number | null;
-  requested_by_doctor_id: number | null;
-}
+type ClaimedRow = ClaimedCreationRow;
 
 /** The driver hands datetime(6) columns back as UTC strings (`dateStrings`); Dates pass through. */
 export function utcDate(value: string | Date): Date {
@@ -71,10 +70,6 @@ function toClaimed(row: ClaimedRow): ClaimedCreation {
   };
 }
 
-function affectedRows(result: unknown): number {
-  return Number((result as { affectedRows?: unknown })?.affectedRows ?? 0);
-}
-
 export interface ClaimOptions {
   workerId: string;
   limit: number;
@@ -91,32 +86,11 @@ export async function claimDueCreations(em: Em, options: ClaimOptions): Promise<
   const claimExpiresAt = new Date(options.now.getTime() + options.claimTtlMs);
   return em.transactional(
     async (tx) => {
-      const due = await tx.execute<Array<{ id: number | string }>>(
-        `SELECT id FROM ${TABLE}
-          WHERE status = 'queued' AND next_attempt_at <= ?
-          ORDER BY next_attempt_at, id
-          LIMIT ?
-          FOR UPDATE SKIP LOCKED`,
-        [options.now, options.limit],
-      );
-      if (due.length === 0) return [];
-      const ids = due.map((row) => Number(row.id));
-      await tx.execute(
-        `UPDATE ${TABLE}
-            SET claimed_by = ?, claim_expires_at = ?, next_attempt_at = ?, attempts = attempts + 1, updated_at = ?
-          WHERE id IN (?)`,
-        [options.workerId, claimExpiresAt, claimExpiresAt, options.now, ids],
-        'run',
-      );
-      const rows = await tx.execute<ClaimedRow[]>(
-        `SELECT id, lab_id, org_id, config_id, entity_type, name, idempotency_key, attempts, claim_expires_at, created_at,
-                COALESCE(retried_at, created_at) AS window_started_at,
-                requested_by_lab_user_id, requested_by_doctor_id
-           FROM ${TABLE}
-          WHERE id IN (?)
-          ORDER BY next_attempt_at, id`,
-        [ids],
-      );
+      const sql = sqlSession(tx);
+      const ids = await lockDueCreationIds(sql, options.now, options.limit);
+      if (ids.length === 0) return [];
+      await markCreationsClaimed(sql, ids, { workerId: options.workerId, claimExpiresAt, now: options.now });
+      const rows = await readClaimedCreations(sql, ids);
       return rows.map(toClaimed);
     },
     { isolationLevel: IsolationLevel.READ_COMMITTED },
@@ -145,16 +119,8 @@ export async function completeCreation(
   const { workerId, objectId, now } = delivery;
   return em.transactional(
     async (tx) => {
-      // claimed_by is kept on finished rows: it names the instance that delivered the creation.
-      const result = await tx.execute(
-        `UPDATE ${TABLE}
-          SET status = 'delivered', object_id = ?, delivered_at = ?, failed_at = NULL, claimed_by = ?,
-              claim_expires_at = NULL, last_error = NULL, updated_at = ?
-        WHERE id = ? AND status IN ('queued', 'failed')`,
-        [objectId, now, workerId, now, creation.id],
-        'run',
-      );
-      if (affectedRows(result) !== 1) return false;
+      const sql = sqlSession(tx);
+      if (!(await markCreationDelivered(sql, creation.id, { workerId, objectId, now }))) return false;
       await recordEntityCreated(
         tx,
         {
@@ -173,20 +139,8 @@ export async function completeCreation(
       // needed retries), the config keeps pointing at the newer placeholder. A plain read: this
       // transaction already holds the config row, so a racing delivery of the same config either
       // committed before (and is seen, under READ COMMITTED) or waits and runs this check after us.
-      const [newer] = await tx.execute<Array<{ object_id: number }>>(
-        `SELECT object_id FROM ${TABLE}
-        WHERE config_id = ? AND status = 'delivered' AND id > ?
-        ORDER BY id DESC
-        LIMIT 1`,
-        [creation.configId, creation.id],
-      );
-      if (newer) {
-        await tx.execute(
-          'UPDATE `LabMissingDetailsConfiguration` SET entity_object_id = ? WHERE id = ?',
-          [newer.object_id, creation.configId],
-          'run',
-        );
-      }
+      const newer = await newerDeliveredObjectId(sql, creation.configId, creation.id);
+      if (newer !== undefined) await setConfigEntityObject(sql, creation.configId, newer);
       return true;
     },
     { isolationLevel: IsolationLevel.READ_COMMITTED },
@@ -206,14 +160,12 @@ export async function scheduleRetry(
   creation: ClaimedCreation,
   options: RetryOptions,
 ): Promise<boolean> {
-  const result = await em.execute(
-    `UPDATE ${TABLE}
-        SET next_attempt_at = ?, last_error = ?, claimed_by = NULL, claim_expires_at = NULL, updated_at = ?
-      WHERE id = ? AND status = 'queued' AND claimed_by = ?`,
-    [options.nextAttemptAt, options.error.slice(0, 1024), options.now, creation.id, options.workerId],
-    'run',
-  );
-  return affectedRows(result) === 1;
+  return rescheduleClaimedCreation(sqlSession(em), creation.id, {
+    workerId: options.workerId,
+    nextAttemptAt: options.nextAttemptAt,
+    error: options.error.slice(0, 1024),
+    now: options.now,
+  });
 }
 
 export interface FailOptions {
@@ -234,14 +186,8 @@ export async function failCreation(
 ): Promise<boolean> {
   const reason = options.reason.slice(0, 1024);
   return em.transactional(async (tx) => {
-    const result = await tx.execute(
-      `UPDATE ${TABLE}
-          SET status = 'failed', failed_at = ?, last_error = ?, claim_expires_at = NULL, updated_at = ?
-        WHERE id = ? AND status = 'queued' AND claimed_by = ?`,
-      [options.now, reason, options.now, creation.id, options.workerId],
-      'run',
-    );
-    if (affectedRows(result) !== 1) return false;
+    const failure = { workerId: options.workerId, reason, now: options.now };
+    if (!(await markCreationFailed(sqlSession(tx), creation.id, failure))) return false;
     await writeActivity(
       tx,
       {
@@ -283,16 +229,7 @@ export async function releaseClaims(
   options: ReleaseOptions,
 ): Promise<number> {
   if (ids.length === 0) return 0;
-  const result = await em.execute(
-    `UPDATE ${TABLE}
-        SET claimed_by = NULL, claim_expires_at = NULL, next_attempt_at = ?, updated_at = ?${
-          options.refundAttempt ? ', attempts = GREATEST(attempts - 1, 0)' : ''
-        }
-      WHERE id IN (?) AND status = 'queued' AND claimed_by = ?`,
-    [options.nextAttemptAt, options.now, [...ids], options.workerId],
-    'run',
-  );
-  return affectedRows(result);
+  return releaseCreationClaims(sqlSession(em), ids, options);
 }
 
 export interface OutboxStats {
@@ -304,12 +241,7 @@ export interface OutboxStats {
 
 /** The queue's state across every instance: one grouped read over the (status, next_attempt_at) index. */
 export async function readOutboxStats(em: Em, now: Date): Promise<OutboxStats> {
-  const rows = await em.execute<Array<{ status: string; n: number | string; oldest: string | Date | null }>>(
-    `SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest
-       FROM ${TABLE}
-      WHERE status IN ('queued', 'failed')
-      GROUP BY status`,
-  );
+  const rows = await countPendingCreations(sqlSession(em));
   const stats: OutboxStats = { queued: 0, failed: 0, oldestPendingAgeSeconds: 0 };
   for (const row of rows) {
     if (row.status === 'queued') {

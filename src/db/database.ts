@@ -2,6 +2,8 @@ import type { EntityManager, MikroORM } from '@mikro-orm/core';
 import type { MySqlDriver, EntityManager as SqlEntityManager } from '@mikro-orm/mysql';
 import { LabConfigCache } from '../engine/lab-config-cache.js';
 import { ServiceUnavailableError } from '../errors.js';
+import { pingDatabase } from '../repositories/database-health.repository.js';
+import { sqlSession } from './sql-session.js';
 
 export type Em = SqlEntityManager<MySqlDriver>;
 
@@ -9,7 +11,7 @@ export type Em = SqlEntityManager<MySqlDriver>;
  * What a read that sends its own SQL needs of an entity manager: no entities, so no identity map to
  * keep per request.
  */
-export type SqlReader = Pick<Em, 'execute' | 'getKnex' | 'getTransactionContext' | 'config'>;
+export type SqlReader = Pick<Em, 'getKnex' | 'getTransactionContext' | 'config' | 'getPlatform'>;
 
 /**
  * The service's handle on its database. The server listens before the database is reachable,
@@ -44,7 +46,7 @@ export class Database {
 
   /**
    * The ORM's root entity manager, without a fork: only for paths that send hand-written SQL
-   * (src/db/driver-sql.ts), never for entities. Forking one per request (`em()`) costs more CPU
+   * (src/db/sql-session.ts), never for entities. Forking one per request (`em()`) costs more CPU
    * than such a path's own work in the ORM.
    */
   rootEm(): Em {
@@ -60,13 +62,7 @@ export class Database {
       const timeout = new Promise<false>((resolve) => {
         timer = setTimeout(() => resolve(false), timeoutMs);
       });
-      return await Promise.race([
-        em
-          .getConnection()
-          .execute('SELECT 1')
-          .then(() => true),
-        timeout,
-      ]);
+      return await Promise.race([pingDatabase(sqlSession(em)).then(() => true), timeout]);
     } catch {
       return false;
     } finally {

@@ -4,6 +4,7 @@ import { MySqlDriver } from '@mikro-orm/mysql';
 import mysql from 'mysql2/promise';
 import { MIGRATIONS } from '../../migrations/index.js';
 import { ALL_ENTITIES } from '../entities/index.js';
+import { acquireNamedLock, releaseNamedLock } from '../repositories/database-health.repository.js';
 
 export interface OrmOptions {
   databaseUrl: string;
@@ -82,17 +83,13 @@ const MIGRATION_LOCK_WAIT_S = 300;
 export async function migrateUpLocked(orm: MikroORM, databaseUrl: string): Promise<string[]> {
   const connection = await mysql.createConnection({ uri: normalizeUrl(databaseUrl), connectTimeout: 2_000 });
   try {
-    const [rows] = await connection.query('SELECT GET_LOCK(?, ?) AS got', [
-      MIGRATION_LOCK_NAME,
-      MIGRATION_LOCK_WAIT_S,
-    ]);
-    if ((rows as Array<{ got: number | null }>)[0]?.got !== 1) {
+    if (!(await acquireNamedLock(connection, MIGRATION_LOCK_NAME, MIGRATION_LOCK_WAIT_S))) {
       throw new Error(`another instance held the migration lock for more than ${MIGRATION_LOCK_WAIT_S} s`);
     }
     try {
       return await migrateUp(orm);
     } finally {
-      await connection.query('SELECT RELEASE_LOCK(?)', [MIGRATION_LOCK_NAME]);
+      await releaseNamedLock(connection, MIGRATION_LOCK_NAME);
     }
   } finally {
     await connection.end();

@@ -1,6 +1,5 @@
 import { ActivityLog } from './activity-log.entity.js';
 import { EntityCreationOutbox } from './entity-creation-outbox.entity.js';
-import { IdempotencyKey } from './idempotency-key.entity.js';
 import { LabGroup } from './lab-group.entity.js';
 import { LabInsurance } from './lab-insurance.entity.js';
 import { LabMissingDetails } from './lab-missing-details.entity.js';
@@ -11,7 +10,6 @@ import { MissingDetailsTemplate } from './missing-details-template.entity.js';
 export {
   ActivityLog,
   EntityCreationOutbox,
-  IdempotencyKey,
   LabGroup,
   LabInsurance,
   LabMissingDetails,
@@ -23,7 +21,6 @@ export {
 export const ALL_ENTITIES = [
   ActivityLog,
   EntityCreationOutbox,
-  IdempotencyKey,
   LabGroup,
   LabInsurance,
   LabMissingDetails,

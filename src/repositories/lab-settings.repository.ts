@@ -1,11 +1,9 @@
-import type { Em, SqlReader } from '../db/database.js';
-import { selectRows } from '../db/driver-sql.js';
+import { type SessionSource, sqlSession } from '../db/sql-session.js';
 import type { LabSettingsRow } from '../engine/lab-config-cache.js';
 
 /** The lab's stored settings; undefined when it never changed them (the defaults apply). */
-export async function findLabSettings(em: SqlReader, labId: number): Promise<LabSettingsRow | undefined> {
-  const rows = await selectRows<LabSettingsRow>(
-    em,
+export async function findLabSettings(em: SessionSource, labId: number): Promise<LabSettingsRow | undefined> {
+  const rows = await sqlSession(em).query<LabSettingsRow>(
     'SELECT `junk_detection`, `extra_junk_values` FROM `md_lab_settings` WHERE `lab_id` = ?',
     [labId],
   );
@@ -14,7 +12,7 @@ export async function findLabSettings(em: SqlReader, labId: number): Promise<Lab
 
 /** Writes the lab's settings whole (one row per lab), in the caller's transaction. */
 export async function storeLabSettings(
-  tx: Em,
+  tx: SessionSource,
   labId: number,
   settings: LabSettingsRow,
   userId: number,
@@ -22,11 +20,10 @@ export async function storeLabSettings(
 ): Promise<void> {
   const values = [settings.junk_detection, settings.extra_junk_values, userId, now];
   // The values are repeated rather than taken from VALUES(), which MySQL deprecates.
-  await tx.execute(
+  await sqlSession(tx).execute(
     `INSERT INTO \`md_lab_settings\` (\`junk_detection\`, \`extra_junk_values\`, \`updated_by_user_id\`, \`updated_at\`, \`lab_id\`)
 VALUES (?, ?, ?, ?, ?)
 ON DUPLICATE KEY UPDATE \`junk_detection\` = ?, \`extra_junk_values\` = ?, \`updated_by_user_id\` = ?, \`updated_at\` = ?`,
     [...values, labId, ...values],
-    'run',
   );
 }

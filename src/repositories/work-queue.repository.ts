@@ -1,7 +1,6 @@
 import type { Principal } from '../auth/principal.js';
-import type { Em, SqlReader } from '../db/database.js';
-import { driverQuery, selectRows, slicesOf } from '../db/driver-sql.js';
 import type { DbTimestamp } from '../db/microsecond-timestamp.type.js';
+import { type SessionSource, slicesOf, sqlSession } from '../db/sql-session.js';
 
 /** The caller's scope on LabMissingDetails as `d`: their lab, and their organization when they have one. */
 function scopeOf(principal: Principal): { sql: string; values: number[] } {
@@ -17,7 +16,7 @@ const MICROS = "'%Y-%m-%d %H:%i:%s.%f'";
  * calls lock rows in the same order. Answers the ids found in scope (the driver counts matched rows).
  */
 export async function assignRows(
-  tx: Em,
+  tx: SessionSource,
   principal: Principal,
   ids: readonly number[],
   assigneeUserId: number | null,
@@ -26,8 +25,7 @@ export async function assignRows(
   const scope = scopeOf(principal);
   let matched = 0;
   for (const slice of slicesOf([...ids].sort((a, b) => a - b))) {
-    const result = await driverQuery(
-      tx,
+    const result = await sqlSession(tx).execute(
       `UPDATE LabMissingDetails d SET d.assignee_user_id = ?, d.updated_at = ? WHERE ${scope.sql} AND d.id IN (?)`,
       [assigneeUserId, now, ...scope.values, slice],
     );
@@ -44,13 +42,12 @@ export interface AssigneeCountRow {
 
 /** Open rows by assignee, with how many of them are past their due time; from one index. */
 export function openByAssignee(
-  em: SqlReader,
+  em: SessionSource,
   principal: Principal,
   now: DbTimestamp,
 ): Promise<AssigneeCountRow[]> {
   const scope = scopeOf(principal);
-  return selectRows<AssigneeCountRow>(
-    em,
+  return sqlSession(em).query<AssigneeCountRow>(
     `SELECT d.assignee_user_id, COUNT(*) AS total, COALESCE(SUM(d.due_at < ?), 0) AS overdue
 FROM LabMissingDetails d FORCE INDEX (LabMissingDetails_lab_resolved_assignee_due_idx)
 WHERE ${scope.sql} AND d.is_resolved = 0
@@ -130,14 +127,14 @@ LIMIT ?`,
 }
 
 export function patientGroupsPage(
-  em: SqlReader,
+  em: SessionSource,
   principal: Principal,
   sort: PatientSort,
   limit: number,
   cursor: PatientCursor | undefined,
 ): Promise<PatientGroupRow[]> {
   const { sql, params } = patientGroupsQuery(principal, sort, limit, cursor);
-  return selectRows<PatientGroupRow>(em, sql, params);
+  return sqlSession(em).query<PatientGroupRow>(sql, params);
 }
 
 export interface PatientFieldRow {
@@ -167,11 +164,11 @@ ORDER BY d.created_at, d.id`,
 }
 
 export function openFieldsOf(
-  em: SqlReader,
+  em: SessionSource,
   principal: Principal,
   userDetailsIds: readonly number[],
 ): Promise<PatientFieldRow[]> {
   if (userDetailsIds.length === 0) return Promise.resolve([]);
   const { sql, params } = openFieldsQuery(principal, userDetailsIds);
-  return selectRows<PatientFieldRow>(em, sql, params);
+  return sqlSession(em).query<PatientFieldRow>(sql, params);
 }

@@ -8,8 +8,17 @@ import {
 } from '@mikro-orm/core';
 import type { FastifyBaseLogger } from 'fastify';
 import type { BackgroundContext, BackgroundTask } from '../background.js';
-import type { Database, Em } from '../db/database.js';
+import type { Database } from '../db/database.js';
+import { type SqlSession, sqlSession } from '../db/sql-session.js';
 import { toAppError, ValidationError } from '../errors.js';
+import {
+  claimDueCaptures,
+  type DueCaptureRow,
+  markCaptureFailed,
+  markCaptureRejected,
+  markCapturesLanded,
+  purgeLandedCaptures,
+} from '../repositories/capture-outbox.repository.js';
 import {
   type CaptureInput,
   type CapturePrincipal,
@@ -40,16 +49,7 @@ export interface RetryPass {
   failed: number;
 }
 
-interface DueRow {
-  id: number;
-  principal_user_id: number;
-  principal_role: string;
-  principal_org_id: number | null;
-  lab_id: number;
-  input: string;
-  attempts: number;
-  captured_at: string;
-}
+type DueRow = DueCaptureRow;
 
 /** Landed rows are kept this long for operators, then purged. */
 const LANDED_RETENTION_MS = 7 * 24 * 3600_000;
@@ -133,13 +133,10 @@ export class CaptureRetrier implements BackgroundTask {
     const { landed, failed } = await this.replayDue(now);
     if (now.getTime() - this.#lastPurge >= PURGE_EVERY_MS) {
       this.#lastPurge = now.getTime();
-      await this.#options.db
-        .em()
-        .execute(
-          "DELETE FROM `md_capture_outbox` WHERE `status` = 'landed' AND `landed_at` < ? LIMIT 10000",
-          [new Date(now.getTime() - LANDED_RETENTION_MS)],
-          'run',
-        );
+      await purgeLandedCaptures(
+        sqlSession(this.#options.db.em()),
+        new Date(now.getTime() - LANDED_RETENTION_MS),
+      );
     }
     return { imported, landed, failed };
   }
@@ -198,16 +195,8 @@ export class CaptureRetrier implements BackgroundTask {
     const { db, logger, batchSize, maxBackoffMs } = this.#options;
     return db.em().transactional(
       async (tx) => {
-        const due = await tx.execute<DueRow[]>(
-          `SELECT \`id\`, \`principal_user_id\`, \`principal_role\`, \`principal_org_id\`, \`lab_id\`, \`input\`,
-  \`attempts\`, \`captured_at\`
-FROM \`md_capture_outbox\`
-WHERE \`status\` = 'pending' AND \`next_attempt_at\` <= ?
-ORDER BY \`next_attempt_at\`, \`id\`
-LIMIT ${Number(batchSize)}
-FOR UPDATE SKIP LOCKED`,
-          [now],
-        );
+        const sql = sqlSession(tx);
+        const due = await claimDueCaptures(sql, now, batchSize);
         const landed: number[] = [];
         let failed = 0;
         for (const row of due) {
@@ -224,20 +213,14 @@ FOR UPDATE SKIP LOCKED`,
             if (abortsThePass(error)) throw error;
             failed++;
             if (error instanceof ValidationError || error instanceof SyntaxError) {
-              await this.#markRejected(tx, row, error, now);
+              await this.#markRejected(sql, row, error, now);
             } else {
-              await this.#markFailed(tx, row, error, now, maxBackoffMs);
+              await this.#markFailed(sql, row, error, now, maxBackoffMs);
             }
           }
         }
         if (landed.length > 0) {
-          await tx.execute(
-            `UPDATE \`md_capture_outbox\`
-SET \`status\` = 'landed', \`attempts\` = \`attempts\` + 1, \`landed_at\` = ?, \`updated_at\` = ?
-WHERE \`id\` IN (${landed.map(() => '?').join(', ')})`,
-            [now, now, ...landed],
-            'run',
-          );
+          await markCapturesLanded(sql, landed, now);
           captureOutcomes.inc({ outcome: 'replayed' }, landed.length);
           logger.info({ count: landed.length, ids: landed }, 'stored captures landed');
         }
@@ -256,26 +239,22 @@ WHERE \`id\` IN (${landed.map(() => '?').join(', ')})`,
   }
 
   /** A stored capture the engine can never read stays in the table, named in the log, and is not retried. */
-  async #markRejected(tx: Em, row: DueRow, error: unknown, now: Date): Promise<void> {
-    await tx.execute(
-      "UPDATE `md_capture_outbox` SET `status` = 'rejected', `last_error` = ?, `updated_at` = ? WHERE `id` = ?",
-      [errorText(error), now, row.id],
-      'run',
-    );
+  async #markRejected(sql: SqlSession, row: DueRow, error: unknown, now: Date): Promise<void> {
+    await markCaptureRejected(sql, row.id, errorText(error), now);
     captureOutcomes.inc({ outcome: 'rejected' });
     this.#options.logger.error({ err: error, outboxId: row.id }, 'stored capture rejected');
   }
 
-  async #markFailed(tx: Em, row: DueRow, error: unknown, now: Date, maxBackoffMs: number): Promise<void> {
+  async #markFailed(
+    sql: SqlSession,
+    row: DueRow,
+    error: unknown,
+    now: Date,
+    maxBackoffMs: number,
+  ): Promise<void> {
     const attempts = row.attempts + 1;
     const nextAttemptAt = new Date(now.getTime() + captureRetryDelayMs(attempts, maxBackoffMs));
-    await tx.execute(
-      `UPDATE \`md_capture_outbox\`
-SET \`attempts\` = ?, \`next_attempt_at\` = ?, \`last_error\` = ?, \`updated_at\` = ?
-WHERE \`id\` = ?`,
-      [attempts, nextAttemptAt, errorText(error), now, row.id],
-      'run',
-    );
+    await markCaptureFailed(sql, row.id, { attempts, nextAttemptAt, error: errorText(error) }, now);
     captureOutcomes.inc({ outcome: 'retry_failed' });
     const log = attempts % 20 === 0 ? this.#options.logger.error : this.#options.logger.warn;
     log.call(

@@ -8,25 +8,20 @@ import type { Principal } from '../auth/principal.js';
 import { backoffDelayMs } from '../backoff.js';
 import type { Database, Em } from '../db/database.js';
 import { withDeadlockRetry } from '../db/deadlock-retry.js';
-import { emSession, inRawTransaction, type SqlSession } from '../db/driver-sql.js';
-import { lookupKey, mappedKeys, onlyMappedValues } from '../engine/field-map.js';
+import { inTransaction, type SqlSession, sqlSession } from '../db/sql-session.js';
+import { carriesAField, decideCapture, type Save, stillMissing, visibleTo } from '../engine/capture-rules.js';
+import { onlyMappedValues } from '../engine/field-map.js';
 import { utcDay } from '../engine/junk-values.js';
-import {
-  type LabConfigCache,
-  LabConfigs,
-  NO_CONFIGS,
-  type PlaceholderConfig,
-} from '../engine/lab-config-cache.js';
-import { type Comparable, equalsPlaceholder, isPresent, toComparable } from '../engine/value-mapper.js';
+import { type LabConfigCache, LabConfigs, NO_CONFIGS } from '../engine/lab-config-cache.js';
 import { ForbiddenError, toAppError, ValidationError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
 import {
-  LAB_CONFIG_TAIL_NULLS,
-  type LabConfigRead,
-  type LabConfigReadRow,
-  labConfigParts,
-  splitLabConfigRead,
-} from '../repositories/lab-config.repository.js';
+  moveOpenRowsToOrganization,
+  openRows,
+  readForCapture,
+  resolveOpenRows,
+} from '../repositories/capture.repository.js';
+import { insertStoredCaptures } from '../repositories/capture-outbox.repository.js';
 import { type FieldModule, MODULES } from './templates.service.js';
 
 /** One save of a patient (module `patient`) or a bill (module `bill`), keyed like the legacy bodies. */
@@ -116,98 +111,6 @@ function checkInput(input: CaptureInput): void {
   if (first) throw new ValidationError(`Invalid capture: ${first.path}: ${first.message}`, issues);
 }
 
-type PatientRow = Pick<
-  LabConfigReadRow,
-  | 'id'
-  | 'bill_id'
-  | 'field_id'
-  | 'config_id'
-  | 'field_value'
-  | 'org_id'
-  | 'is_resolved'
-  | 'newer'
-  | 'template_name'
-  | 'template_module'
->;
-
-/** What the engine's one read answers: the patient's rows, and the lab's config state (and configs). */
-interface EngineRead extends LabConfigRead {
-  rows: PatientRow[];
-}
-
-/**
- * The engine's one read, in one statement so that it costs one round trip however the cache
- * stands: the unresolved rows of the patient (for a bill: of the bill and the patient's own
- * fields) with their templates, which also serve hasMissingFields, and on a replay the rows
- * changed after the original save; then the lab's config state and, unless `heldVersion` is that
- * state (or `withConfigs` is false), its configs and settings (src/repositories/lab-config.repository.ts).
- */
-async function readForCapture(
-  sql: SqlSession,
-  labId: number,
-  input: CaptureInput,
-  capturedAt: Date | undefined,
-  configs: { withConfigs: boolean; heldVersion: string },
-): Promise<EngineRead> {
-  const params: unknown[] = [];
-  let newer = '0';
-  let state = 'd.`is_resolved` = 0';
-  if (capturedAt) {
-    newer = '(d.`is_resolved` = 1 OR d.`created_at` > ?)';
-    state = '(d.`is_resolved` = 0 OR d.`resolved_at` > ?)';
-    params.push(capturedAt);
-  }
-  params.push(labId, input.userDetailsId);
-  if (capturedAt) params.push(capturedAt);
-  let billScope = '';
-  if (input.module === 'bill') {
-    billScope = ' AND (d.`bill_id` = ? OR d.`bill_id` IS NULL)';
-    params.push(input.billId);
-  }
-  const labConfig = labConfigParts(labId, configs);
-  const result = await sql.rows<LabConfigReadRow>(
-    `SELECT 'row' AS kind, d.\`id\`, d.\`bill_id\`, d.\`field_id\`, d.\`config_id\`, d.\`field_value\`, d.\`org_id\`,
-  d.\`is_resolved\`, ${newer} AS newer, t.\`name\` AS template_name, t.\`module\` AS template_module,
-  NULL AS is_disabled, NULL AS template_active, NULL AS entity_object_id, NULL AS creation_object_id, NULL AS version,
-  ${LAB_CONFIG_TAIL_NULLS}
-FROM \`LabMissingDetails\` d
-JOIN \`MissingDetailsTemplates\` t ON t.\`id\` = d.\`field_id\`
-WHERE d.\`lab_id\` = ? AND d.\`user_details_id\` = ? AND ${state}${billScope}
-UNION ALL
-${labConfig.sql}`,
-    [...params, ...labConfig.params],
-  );
-  const rows: PatientRow[] = [];
-  return { ...splitLabConfigRead(result, (row) => rows.push(row)), rows };
-}
-
-const NO_ENTITIES: ReadonlySet<number> = new Set();
-
-/** A row the capture opens: under which config, the value it records, and how it was detected. */
-interface RowToOpen {
-  config: PlaceholderConfig;
-  /** The placeholder for a placeholder; for junk, what was saved (the column's 255 characters at most). */
-  fieldValue: string;
-  /** Stored as `detected_as`: null for a placeholder (as legacy's rows), 'junk'. */
-  detectedAs: 'junk' | null;
-}
-
-/** What was saved, as text, for a junk row's `field_value`. */
-function savedText(value: unknown): string {
-  const text =
-    typeof value === 'object' && value !== null && 'name' in value
-      ? String((value as { name: unknown }).name)
-      : String(value);
-  return text.trim().slice(0, 255);
-}
-
-/** The present value saved under `key`; null when the key is absent from the body or the value is blank. */
-function incomingValue(values: Record<string, unknown>, key: string | undefined): Comparable | null {
-  if (key === undefined || !Object.hasOwn(values, key)) return null;
-  const value = toComparable(values[key]);
-  return isPresent(value) ? value : null;
-}
-
 /**
  * The runtime engine: opens and resolves LabMissingDetails rows for one save (contract: "The
  * runtime engine"). One read, one set-based update and one multi-row insert; nothing is written
@@ -219,9 +122,10 @@ export async function capture(
   input: CaptureInput,
   options: CaptureOptions = {},
 ): Promise<CaptureResult> {
-  return captureOn(emSession(em), principal, input, options);
+  return captureOn(sqlSession(em), principal, input, options);
 }
 
+/** The reads and writes around the engine's decisions (src/engine/capture-rules.ts). */
 async function captureOn(
   sql: SqlSession,
   principal: CapturePrincipal,
@@ -230,137 +134,70 @@ async function captureOn(
 ): Promise<CaptureResult> {
   checkInput(input);
   const labId = principal.labId;
-  const module = input.module;
-  const billId = module === 'bill' ? input.billId : null;
+  const save: Save = {
+    module: input.module,
+    billId: input.module === 'bill' ? input.billId : null,
+    orgId: input.orgId,
+    orgIsCurrent: input.orgIsCurrent === true,
+    values: input.values,
+    today: utcDay(options.now ?? new Date()),
+  };
   const now = options.now ?? new Date();
-  const today = utcDay(now);
   const cache = options.configCache;
-
-  // A body that carries no present value for any mapped field can change nothing: no configs.
-  const carriesAField = mappedKeys(module).some((key) => incomingValue(input.values, key) !== null);
-  const held = carriesAField ? cache?.lookup(labId) : undefined;
-  const read = await readForCapture(sql, labId, input, options.capturedAt, {
-    withConfigs: carriesAField,
-    heldVersion: held?.version ?? '',
-  });
+  const withConfigs = carriesAField(save.module, save.values);
+  const held = withConfigs ? cache?.lookup(labId) : undefined;
+  const read = await readForCapture(
+    sql,
+    {
+      labId,
+      module: input.module,
+      userDetailsId: input.userDetailsId,
+      billId: input.billId,
+      capturedAt: options.capturedAt,
+    },
+    { withConfigs, heldVersion: held?.version ?? '' },
+  );
   let configs = NO_CONFIGS;
-  if (carriesAField) {
+  if (withConfigs) {
     configs = cache ? cache.adopt(labId, held, read) : new LabConfigs(read.configRows, read.settings);
   }
-
-  // An organization user acts on its organization's rows only: another organization's open row of
-  // the same patient is neither resolved, nor counted, nor reported (contract: "Who may do what").
-  const visible = (orgId: number | null) => principal.orgId === null || orgId === principal.orgId;
-  const rows = read.rows.filter((row) => visible(row.org_id));
-  const openByField = new Map<number, PatientRow>();
-  const fieldsChangedSince = new Set<number>();
-  for (const row of rows) {
-    if (row.template_module !== module || row.bill_id !== billId) continue;
-    if (Number(row.newer)) fieldsChangedSince.add(row.field_id);
-    if (!row.is_resolved) openByField.set(row.field_id, row);
-  }
-
-  const toResolve: number[] = [];
-  for (const row of openByField.values()) {
-    if (fieldsChangedSince.has(row.field_id)) continue;
-    const value = incomingValue(input.values, lookupKey(module, row.template_name));
-    if (value === null) continue;
-    const config = row.config_id !== null ? configs.byId(row.config_id) : undefined;
-    const entityIds = config?.entityIds || NO_ENTITIES;
-    if (equalsPlaceholder(value, { text: row.field_value, entityIds })) continue;
-    // Junk never resolves a row (with junk detection on): only a real value does.
-    if (!config || !configs.isJunk(value, config, today)) toResolve.push(row.id);
-  }
-
-  const resolvedNow = new Set(toResolve);
-  const toOpen: RowToOpen[] = [];
-  for (const config of configs.opening(module)) {
-    const open = openByField.get(config.fieldId);
-    if ((open && !resolvedNow.has(open.id)) || fieldsChangedSince.has(config.fieldId)) continue;
-    const key = lookupKey(module, config.templateName);
-    const value = incomingValue(input.values, key);
-    if (value === null) continue;
-    if (equalsPlaceholder(value, config)) toOpen.push({ config, fieldValue: config.text, detectedAs: null });
-    else if (configs.isJunk(value, config, today)) {
-      toOpen.push({ config, fieldValue: savedText(input.values[key!]), detectedAs: 'junk' });
-    }
-  }
+  const visible = visibleTo(principal.orgId);
+  const rows = read.rows.filter((row) => visible(row.orgId));
+  const decision = decideCapture(save, configs, rows);
 
   let resolved = 0;
-  if (toResolve.length > 0) {
+  if (decision.resolve.length > 0) {
     const isDoctor = principal.role === 'doctor';
-    resolved = await sql.run(
-      `UPDATE \`LabMissingDetails\`
-SET \`is_resolved\` = 1, \`resolved_at\` = ?, \`resolved_by_doctor_id\` = ?, \`resolved_by_lab_user_id\` = ?, \`updated_at\` = ?
-WHERE \`id\` IN (${toResolve.map(() => '?').join(', ')}) AND \`lab_id\` = ? AND \`is_resolved\` = 0`,
-      [now, isDoctor ? principal.userId : null, isDoctor ? null : principal.userId, now, ...toResolve, labId],
-    );
+    const resolver = {
+      doctorId: isDoctor ? principal.userId : null,
+      labUserId: isDoctor ? null : principal.userId,
+    };
+    resolved = await resolveOpenRows(sql, labId, decision.resolve, resolver, now);
   }
   let opened = 0;
-  if (toOpen.length > 0) {
-    // IGNORE: a racing capture that opened the same row first wins the open-row guard; ours is a no-op.
-    opened = await sql.run(
-      `INSERT IGNORE INTO \`LabMissingDetails\`
-  (\`lab_id\`, \`org_id\`, \`user_details_id\`, \`bill_id\`, \`field_id\`, \`config_id\`, \`field_name\`, \`field_value\`,
-   \`field_module\`, \`is_resolved\`, \`created_at\`, \`updated_at\`, \`detected_as\`, \`due_at\`)
-VALUES ${toOpen.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)').join(', ')}`,
-      toOpen.flatMap(({ config, fieldValue, detectedAs }) => [
-        labId,
-        input.orgId,
-        input.userDetailsId,
-        billId,
-        config.fieldId,
-        config.id,
-        config.templateName,
-        fieldValue,
-        module,
-        now,
-        now,
-        detectedAs,
-        config.dueInHours === null ? null : new Date(now.getTime() + config.dueInHours * 3_600_000),
-      ]),
-    );
+  if (decision.open.length > 0) {
+    const owner = {
+      labId,
+      orgId: input.orgId,
+      userDetailsId: input.userDetailsId,
+      billId: save.billId,
+      module: save.module,
+    };
+    opened = await openRows(sql, owner, decision.open, now);
   }
-
-  const moved = input.orgIsCurrent
-    ? await moveToOrganization(sql, labId, rows, resolvedNow, input.orgId, now)
-    : 0;
-  const stillOpen = rows.some(
-    (row) =>
-      !row.is_resolved && !resolvedNow.has(row.id) && (moved ? visible(input.orgId) : visible(row.org_id)),
-  );
-  return { opened, resolved, hasMissingFields: stillOpen || (toOpen.length > 0 && visible(input.orgId)) };
-}
-
-/**
- * A patient who changed organization: the save names `orgId`, and the patient's rows still open
- * under another organization move to it in the capture's transaction, so listings, flags and counts
- * follow the patient. Resolved rows keep the organization they were resolved under. One statement,
- * only when a row has to move.
- */
-async function moveToOrganization(
-  sql: SqlSession,
-  labId: number,
-  rows: readonly PatientRow[],
-  resolvedNow: ReadonlySet<number>,
-  orgId: number | null,
-  now: Date,
-): Promise<number> {
-  const moving = rows
-    .filter((row) => !row.is_resolved && !resolvedNow.has(row.id) && row.org_id !== orgId)
-    .map((row) => row.id);
-  if (moving.length === 0) return 0;
-  return sql.run(
-    `UPDATE \`LabMissingDetails\` SET \`org_id\` = ?, \`updated_at\` = ?
-WHERE \`id\` IN (${moving.map(() => '?').join(', ')}) AND \`lab_id\` = ? AND \`is_resolved\` = 0`,
-    [orgId, now, ...moving, labId],
-  );
+  // A patient who changed organization: rows still open under another one follow the patient, so
+  // listings, flags and counts do; resolved rows keep the organization they were resolved under.
+  const moved =
+    decision.move.length > 0
+      ? await moveOpenRowsToOrganization(sql, labId, decision.move, input.orgId, now)
+      : 0;
+  return { opened, resolved, hasMissingFields: stillMissing(save, principal.orgId, rows, decision, moved) };
 }
 
 /**
  * Runs `capture` in its own READ COMMITTED transaction, again after a deadlock (withDeadlockRetry). Its
- * statements are all hand-written, so the transaction runs on one pooled connection without the
- * ORM's unit of work (see `inRawTransaction`); errors arrive converted as the ORM converts them.
+ * statements are all the repositories' SQL, so the transaction runs on one pooled connection without
+ * the ORM's unit of work (see `inTransaction`); errors arrive converted as the ORM converts them.
  */
 export async function captureInTransaction(
   em: Em,
@@ -370,7 +207,7 @@ export async function captureInTransaction(
 ): Promise<CaptureResult> {
   // A lock wait timeout is retried too: the save has happened in legacy, its capture must land.
   return withDeadlockRetry(
-    () => inRawTransaction(em, 'READ COMMITTED', (sql) => captureOn(sql, principal, input, options)),
+    () => inTransaction(em, 'READ COMMITTED', (sql) => captureOn(sql, principal, input, options)),
     { lockWaitTimeouts: true },
   );
 }
@@ -447,31 +284,7 @@ export async function enqueueCaptures(
 ): Promise<void> {
   if (captures.length === 0) return;
   const nextAttemptAt = new Date(now.getTime() + captureRetryDelayMs(1, maxBackoffMs));
-  await em.execute(
-    `INSERT INTO \`md_capture_outbox\`
-  (\`capture_key\`, \`lab_id\`, \`module\`, \`user_details_id\`, \`bill_id\`, \`principal_user_id\`, \`principal_role\`,
-   \`principal_org_id\`, \`input\`, \`status\`, \`attempts\`, \`next_attempt_at\`, \`last_error\`, \`captured_at\`,
-   \`created_at\`, \`updated_at\`)
-VALUES ${captures.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 1, ?, ?, ?, ?, ?)").join(', ')}
-ON DUPLICATE KEY UPDATE \`id\` = \`id\``,
-    captures.flatMap((c) => [
-      c.captureKey,
-      c.principal.labId,
-      c.input.module,
-      c.input.userDetailsId,
-      c.input.billId,
-      c.principal.userId,
-      c.principal.role,
-      c.principal.orgId,
-      JSON.stringify(c.input),
-      nextAttemptAt,
-      c.lastError,
-      new Date(c.capturedAt),
-      now,
-      now,
-    ]),
-    'run',
-  );
+  await insertStoredCaptures(sqlSession(em), captures, nextAttemptAt, now);
 }
 
 /** Writes one capture to its own spool file, atomically (temp file, fsync, rename). */

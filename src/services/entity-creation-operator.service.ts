@@ -4,19 +4,24 @@ import { utcDate } from '../../legacy-bridge/outbox.js';
 import type { Principal } from '../auth/principal.js';
 import type { Em } from '../db/database.js';
 import { dbTimestampOf, isoMicros } from '../db/microsecond-timestamp.type.js';
+import { sqlSession } from '../db/sql-session.js';
 import {
   ENTITY_CREATION_STATUSES,
   type EntityCreationStatus,
 } from '../entities/entity-creation-outbox.entity.js';
 import { ValidationError } from '../errors.js';
+import {
+  type CreationListRow,
+  listLabCreations,
+  lockLabCreations,
+  requeueFailedCreations,
+} from '../repositories/entity-creation-outbox.repository.js';
 import { writeActivities } from './activity-log.service.js';
 
 /**
  * What operators see of the PY-2 entity creations (the legacy bridge's outbox) and the one thing
  * they may do: send failed ones again. Always scoped to the caller's lab.
  */
-
-const TABLE = '`md_entity_creation_outbox`';
 
 export const listEntityCreationsInput = z
   .object({
@@ -63,26 +68,7 @@ export interface EntityCreationView {
   retryCount: number;
 }
 
-interface OutboxRow {
-  id: number | string;
-  config_id: number;
-  entity_type: string;
-  name: string;
-  status: EntityCreationStatus;
-  attempts: number;
-  last_error: string | null;
-  next_attempt_at: string | Date;
-  claim_expires_at: string | Date | null;
-  object_id: number | null;
-  created_at: string | Date;
-  delivered_at: string | Date | null;
-  failed_at: string | Date | null;
-  retried_at: string | Date | null;
-  retry_count: number;
-}
-
-/** A datetime(6) column as its text, microseconds kept (mysql2's Date keeps milliseconds). */
-const micros = (column: string) => `DATE_FORMAT(${column}, '%Y-%m-%d %H:%i:%s.%f') AS ${column}`;
+type OutboxRow = CreationListRow & { status: EntityCreationStatus };
 
 function iso(value: string | Date | null): string | null {
   if (value === null) return null;
@@ -135,26 +121,11 @@ export async function listEntityCreations(
   input: ListEntityCreationsInput,
   now = new Date(),
 ): Promise<{ items: EntityCreationView[]; nextCursor: string | null }> {
-  const conditions = ['lab_id = ?'];
-  const params: unknown[] = [principal.labId];
-  if (input.status) {
-    conditions.push('status = ?');
-    params.push(input.status);
-  }
-  if (input.cursor) {
-    conditions.push('id < ?');
-    params.push(decodeCursor(input.cursor));
-  }
-  const rows = await em.execute<OutboxRow[]>(
-    `SELECT id, config_id, entity_type, name, status, attempts, last_error, ${micros('next_attempt_at')},
-            ${micros('claim_expires_at')}, object_id, ${micros('created_at')}, ${micros('delivered_at')},
-            ${micros('failed_at')}, ${micros('retried_at')}, retry_count
-       FROM ${TABLE}
-      WHERE ${conditions.join(' AND ')}
-      ORDER BY id DESC
-      LIMIT ?`,
-    [...params, input.limit + 1],
-  );
+  const rows = (await listLabCreations(sqlSession(em), principal.labId, {
+    status: input.status,
+    beforeId: input.cursor ? decodeCursor(input.cursor) : undefined,
+    limit: input.limit + 1,
+  })) as OutboxRow[];
   const page = rows.slice(0, input.limit);
   const last = page.at(-1);
   return {
@@ -182,23 +153,12 @@ export async function retryEntityCreations(
   now = new Date(),
 ): Promise<RetryEntityCreationsResult> {
   const result = await em.transactional(async (tx) => {
-    const found = await tx.execute<
-      Array<{ id: number | string; status: string; config_id: number; entity_type: string; name: string }>
-    >(
-      `SELECT id, status, config_id, entity_type, name FROM ${TABLE} WHERE lab_id = ? AND id IN (?) FOR UPDATE`,
-      [principal.labId, input.ids],
-    );
+    const sql = sqlSession(tx);
+    const found = await lockLabCreations(sql, principal.labId, input.ids);
     const failed = found.filter((row) => row.status === 'failed');
     const failedIds = failed.map((row) => Number(row.id));
     if (failedIds.length > 0) {
-      await tx.execute(
-        `UPDATE ${TABLE}
-            SET status = 'queued', attempts = 0, next_attempt_at = ?, failed_at = NULL, claimed_by = NULL,
-                claim_expires_at = NULL, retried_at = ?, retry_count = retry_count + 1, updated_at = ?
-          WHERE lab_id = ? AND status = 'failed' AND id IN (?)`,
-        [now, now, now, principal.labId, failedIds],
-        'run',
-      );
+      await requeueFailedCreations(sql, principal.labId, failedIds, now);
       await writeActivities(
         tx,
         failed.map((row) => ({

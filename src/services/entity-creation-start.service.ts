@@ -2,8 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { Counter } from 'prom-client';
 import type { Principal } from '../auth/principal.js';
 import type { Em } from '../db/database.js';
+import { sqlSession } from '../db/sql-session.js';
 import { EntityCreationOutbox, LabGroup, LabInsurance } from '../entities/index.js';
 import { metricsRegistry } from '../metrics.js';
+import { deliveredObjectIdByName } from '../repositories/entity-creation-outbox.repository.js';
+import {
+  lockPlaceholderEntityByName,
+  reactivatePlaceholderEntity,
+} from '../repositories/placeholder-entities.repository.js';
 import { writeActivity } from './activity-log.service.js';
 import type { EntityCreationView } from './entity-creation-operator.service.js';
 import { LOCAL_ENTITY_TYPES, recordEntityCreated } from './entity-trace.service.js';
@@ -132,16 +138,11 @@ async function reuseLocalEntity(
   entityType: LocalEntityType,
   name: string,
 ): Promise<number | undefined> {
-  const table = entityType === 'insurance' ? '`LabInsurance`' : '`LabGroup`';
-  const [found] = await em.execute<{ id: number; is_active: number }[]>(
-    `SELECT \`id\`, \`is_active\` FROM ${table} WHERE \`lab_id\` = ? AND \`name\` = ? ORDER BY \`is_active\` DESC, \`id\` LIMIT 1 FOR UPDATE`,
-    [labId, name],
-  );
+  const sql = sqlSession(em);
+  const found = await lockPlaceholderEntityByName(sql, entityType, labId, name);
   if (!found) return undefined;
-  if (!found.is_active) {
-    await em.execute(`UPDATE ${table} SET \`is_active\` = 1 WHERE \`id\` = ?`, [found.id], 'run');
-  }
-  return Number(found.id);
+  if (!found.isActive) await reactivatePlaceholderEntity(sql, entityType, found.id);
+  return found.id;
 }
 
 /** The object id PY-2 already gave the lab for an entity of that type and name, if it did. */
@@ -150,11 +151,7 @@ async function deliveredObjectId(
   labId: number,
   request: EntityCreationRequest,
 ): Promise<number | undefined> {
-  const [found] = await em.execute<{ object_id: number }[]>(
-    'SELECT `object_id` FROM `md_entity_creation_outbox` WHERE `lab_id` = ? AND `entity_type` = ? AND `name` = ? AND `object_id` IS NOT NULL ORDER BY `id` LIMIT 1',
-    [labId, request.entityType, request.name],
-  );
-  return found ? Number(found.object_id) : undefined;
+  return deliveredObjectIdByName(sqlSession(em), labId, request.entityType, request.name);
 }
 
 async function queueForBridge(

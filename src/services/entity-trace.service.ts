@@ -1,8 +1,8 @@
 import type { Principal } from '../auth/principal.js';
 import type { Em } from '../db/database.js';
 import { LabMissingDetailsConfiguration, MissingDetailsEntityCreation } from '../entities/index.js';
+import { bumpLabConfigVersion } from '../repositories/lab-config.repository.js';
 import { writeActivity } from './activity-log.service.js';
-import { bumpLabConfigVersion } from './lab-config-version.service.js';
 
 export const LOCAL_ENTITY_TYPES = ['insurance', 'group'] as const;
 export const BRIDGED_ENTITY_TYPES = ['referral_doctor', 'organization'] as const;

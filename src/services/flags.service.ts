@@ -1,14 +1,10 @@
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { SqlReader } from '../db/database.js';
-import { selectRows } from '../db/driver-sql.js';
+import { sqlSession } from '../db/sql-session.js';
+import { billsAndPatientsWithOpenRows, patientsWithOpenRows } from '../repositories/flags.repository.js';
 
 const MAX_ID = 2_147_483_647;
-
-/** (lab_id, user_details_id, is_resolved, …): migrations/20260102000100-lab-fields-list-index.ts. */
-const PATIENT_INDEX = '`LabMissingDetails_lab_patient_resolved_created_idx`';
-/** (lab_id, bill_id, is_resolved, …): the same migration. */
-const BILL_INDEX = '`LabMissingDetails_lab_bill_resolved_created_idx`';
 
 /** `{ids}` of flags.patients / flags.bills: 1 to 1000 distinct positive ids. */
 export const flagIdsInput = z
@@ -41,26 +37,6 @@ function usableIds(ids: readonly (number | null | undefined)[]): number[] {
   );
 }
 
-/**
- * An id as SQL text. The flags statements carry only integers, written into the text (as the
- * driver's formatting would) so that a 200-id statement needs no parameter formatting layer.
- */
-function idLiteral(id: number): string {
-  if (!Number.isSafeInteger(id)) throw new TypeError(`not an integer id: ${id}`);
-  return String(id);
-}
-
-function idList(ids: readonly number[]): string {
-  return ids.map(idLiteral).join(', ');
-}
-
-/** The principal's scope: its lab, and its organization when it is limited to one. */
-function scope(principal: Principal): string {
-  return principal.orgId === null
-    ? `\`lab_id\` = ${idLiteral(principal.labId)}`
-    : `\`lab_id\` = ${idLiteral(principal.labId)} AND \`org_id\` = ${idLiteral(principal.orgId)}`;
-}
-
 /** `has_missing_fields` per patient: any unresolved row (patient or bill fields). One query. */
 export async function patientFlags(
   em: SqlReader,
@@ -70,15 +46,7 @@ export async function patientFlags(
   const flags = new Map<number, boolean>(userDetailsIds.map((id) => [id, false]));
   const ids = usableIds(userDetailsIds);
   if (ids.length === 0) return flags;
-  // The index is named because weighing every index of the table against hundreds of ids was half
-  // of the database's time for a list's flags; this one answers them from the index alone.
-  const rows = await selectRows<{ id: number }>(
-    em,
-    `SELECT DISTINCT \`user_details_id\` AS id FROM \`LabMissingDetails\` FORCE INDEX (${PATIENT_INDEX})
-WHERE ${scope(principal)} AND \`is_resolved\` = 0 AND \`user_details_id\` IN (${idList(ids)})`,
-    [],
-  );
-  for (const row of rows) flags.set(Number(row.id), true);
+  for (const id of await patientsWithOpenRows(sqlSession(em), principal, ids)) flags.set(id, true);
   return flags;
 }
 
@@ -98,30 +66,10 @@ export async function billFlags(
   const billIds = usableIds(bills.map((bill) => bill.billId));
   const patientIds = usableIds(bills.map((bill) => bill.userDetailsId));
   if (billIds.length === 0) return flags;
-  // Two index ranges, each on its own named index: as one OR the optimizer may instead read every
-  // open row of the lab or organization.
-  const patientPart =
-    patientIds.length > 0
-      ? `
-UNION ALL
-SELECT DISTINCT NULL, \`user_details_id\` FROM \`LabMissingDetails\` FORCE INDEX (${PATIENT_INDEX})
-WHERE ${scope(principal)} AND \`is_resolved\` = 0 AND \`user_details_id\` IN (${idList(patientIds)}) AND \`bill_id\` IS NULL`
-      : '';
-  const rows = await selectRows<{ bill_id: number | null; user_details_id: number }>(
-    em,
-    `SELECT DISTINCT \`bill_id\`, 0 AS user_details_id FROM \`LabMissingDetails\` FORCE INDEX (${BILL_INDEX})
-WHERE ${scope(principal)} AND \`is_resolved\` = 0 AND \`bill_id\` IN (${idList(billIds)})${patientPart}`,
-    [],
-  );
-  const flaggedBills = new Set<number>();
-  const flaggedPatients = new Set<number>();
-  for (const row of rows) {
-    if (row.bill_id === null) flaggedPatients.add(Number(row.user_details_id));
-    else flaggedBills.add(Number(row.bill_id));
-  }
+  const flagged = await billsAndPatientsWithOpenRows(sqlSession(em), principal, billIds, patientIds);
   for (const bill of bills) {
-    const patientFlagged = bill.userDetailsId != null && flaggedPatients.has(bill.userDetailsId);
-    if (flaggedBills.has(bill.billId) || patientFlagged) flags.set(bill.billId, true);
+    const patientFlagged = bill.userDetailsId != null && flagged.patients.has(bill.userDetailsId);
+    if (flagged.bills.has(bill.billId) || patientFlagged) flags.set(bill.billId, true);
   }
   return flags;
 }

@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Em } from '../db/database.js';
+import { sqlSession } from '../db/sql-session.js';
 import { ConflictError } from '../errors.js';
+import {
+  deleteExpiredIdempotencyKeys as deleteExpiredKeys,
+  findIdempotencyKey,
+  insertIdempotencyKey,
+  renewExpiredIdempotencyKey,
+  storeIdempotencyResponse,
+} from '../repositories/idempotency.repository.js';
 
 /** How long a key's first answer is replayed; older keys count as new. */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
@@ -35,13 +43,6 @@ export type IdempotencyClaim =
   | { readonly kind: 'new'; readonly keyId: number }
   | { readonly kind: 'replay'; readonly response: unknown };
 
-interface StoredKeyRow {
-  id: number | string;
-  request_hash: string;
-  response_body: string | null;
-  expires_at: Date;
-}
-
 /**
  * Claims a key inside the caller's transaction (run it first, under READ COMMITTED). The row is
  * inserted before anything else is written: a concurrent request with the same key blocks on the
@@ -54,22 +55,14 @@ export async function claimIdempotencyKey(
   attempt = 1,
 ): Promise<IdempotencyClaim> {
   const expiresAt = new Date(scope.now.getTime() + IDEMPOTENCY_TTL_MS);
-  const inserted = await em.execute<{ affectedRows: number; insertId: number }>(
-    `INSERT IGNORE INTO md_idempotency_keys
-       (lab_id, operation, idempotency_key, request_hash, response_body, created_at, expires_at)
-     VALUES (?, ?, ?, ?, NULL, ?, ?)`,
-    [scope.labId, scope.operation, scope.key, scope.requestHash, scope.now, expiresAt],
-    'run',
-  );
-  if (inserted.affectedRows === 1) return { kind: 'new', keyId: Number(inserted.insertId) };
+  const sql = sqlSession(em);
+  const { labId, operation, key, requestHash, now } = scope;
+  const keyId = await insertIdempotencyKey(sql, { labId, operation, key, requestHash, now, expiresAt });
+  if (keyId !== null) return { kind: 'new', keyId };
 
   // A plain read: READ COMMITTED shows the committed answer, and a locking read here would make
   // concurrent replayers (each holding the shared lock of its duplicate insert) deadlock.
-  const [row] = await em.execute<StoredKeyRow[]>(
-    `SELECT id, request_hash, response_body, expires_at FROM md_idempotency_keys
-     WHERE lab_id = ? AND operation = ? AND idempotency_key = ?`,
-    [scope.labId, scope.operation, scope.key],
-  );
+  const row = await findIdempotencyKey(sql, labId, operation, key);
   const retry = () => {
     if (attempt < 3) return claimIdempotencyKey(em, scope, attempt + 1);
     throw new ConflictError(`Idempotency-Key "${scope.key}" could not be claimed; retry shortly`);
@@ -77,15 +70,9 @@ export async function claimIdempotencyKey(
   // Gone: the cleanup removed it between the two statements, so it was expired and the key is new.
   if (!row) return retry();
   if (new Date(row.expires_at).getTime() <= scope.now.getTime()) {
-    const reused = await em.execute<{ affectedRows: number }>(
-      `UPDATE md_idempotency_keys
-       SET request_hash = ?, response_body = NULL, created_at = ?, expires_at = ?
-       WHERE id = ? AND expires_at <= ?`,
-      [scope.requestHash, scope.now, expiresAt, row.id, scope.now],
-      'run',
-    );
+    const renewed = await renewExpiredIdempotencyKey(sql, row.id, { requestHash, now, expiresAt });
     // Another request renewed it first: look again, as for any live key.
-    return reused.affectedRows === 1 ? { kind: 'new', keyId: Number(row.id) } : retry();
+    return renewed ? { kind: 'new', keyId: Number(row.id) } : retry();
   }
   if (row.request_hash !== scope.requestHash) {
     throw new ConflictError(
@@ -101,11 +88,7 @@ export async function claimIdempotencyKey(
 
 /** Stores the answer of a claimed key, in the same transaction that applied the request. */
 export async function storeIdempotentResponse(em: Em, keyId: number, response: unknown): Promise<void> {
-  await em.execute(
-    'UPDATE md_idempotency_keys SET response_body = ? WHERE id = ?',
-    [JSON.stringify(response), keyId],
-    'run',
-  );
+  await storeIdempotencyResponse(sqlSession(em), keyId, JSON.stringify(response));
 }
 
 /** Deletes a bounded batch of expired keys; returns how many went. */
@@ -114,10 +97,5 @@ export async function deleteExpiredIdempotencyKeys(
   now: Date,
   limit = CLEANUP_BATCH,
 ): Promise<number> {
-  const result = await em.execute<{ affectedRows: number }>(
-    'DELETE FROM md_idempotency_keys WHERE expires_at <= ? ORDER BY expires_at LIMIT ?',
-    [now, limit],
-    'run',
-  );
-  return result.affectedRows;
+  return deleteExpiredKeys(sqlSession(em), now, limit);
 }

@@ -2,7 +2,15 @@ import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Em } from '../db/database.js';
 import { dbTimestampOf, isoMicros } from '../db/microsecond-timestamp.type.js';
-import { openByAssignee } from '../repositories/work-queue.repository.js';
+import { sqlSession } from '../db/sql-session.js';
+import {
+  type OpenRow,
+  readOpenByField,
+  readResolvedWindow,
+  readTrackingStart,
+  type WindowRow,
+} from '../repositories/summary.repository.js';
+import { type AssigneeCountRow, openByAssignee } from '../repositories/work-queue.repository.js';
 import {
   checkCreatedRange,
   type DbTimestamp,
@@ -119,120 +127,6 @@ export interface LabFieldsSummary {
   };
 }
 
-export interface SqlQuery {
-  sql: string;
-  params: unknown[];
-}
-
-/**
- * Open rows per field with their age, in one pass over the open rows of the lab: served by the
- * summary index (lab_id, is_resolved, resolved_at, field_id, created_at), which covers it; a principal
- * of one organization reads its own (smaller) slice through the org list index.
- */
-export function openByFieldQuery(principal: Principal, now: Date): SqlQuery {
-  const oneDayAgo = dbTimestampOf(new Date(now.getTime() - DAY_MS));
-  const sevenDaysAgo = dbTimestampOf(new Date(now.getTime() - 7 * DAY_MS));
-  const orgScope = principal.orgId === null ? '' : ' AND `org_id` = ?';
-  return {
-    sql: `SELECT g.field_id, t.\`name\` AS field_name, t.\`display_name\`, t.\`module\`,
-  g.total, g.under_one_day, g.one_to_seven_days, g.over_seven_days
-FROM (
-  SELECT \`field_id\`, COUNT(*) AS total,
-    SUM(\`created_at\` > ?) AS under_one_day,
-    SUM(\`created_at\` <= ? AND \`created_at\` > ?) AS one_to_seven_days,
-    SUM(\`created_at\` <= ?) AS over_seven_days
-  FROM \`LabMissingDetails\`
-  WHERE \`lab_id\` = ? AND \`is_resolved\` = 0${orgScope}
-  GROUP BY \`field_id\`
-) g
-JOIN \`MissingDetailsTemplates\` t ON t.\`id\` = g.\`field_id\`
-ORDER BY t.\`sort_order\`, t.\`id\``,
-    params: [
-      oneDayAgo,
-      oneDayAgo,
-      sevenDaysAgo,
-      sevenDaysAgo,
-      principal.labId,
-      ...(principal.orgId === null ? [] : [principal.orgId]),
-    ],
-  };
-}
-
-/**
- * The window's resolutions in one statement of two parts. Part `d`: the durations, ranked in the
- * database (ROW_NUMBER over the index range of resolved_at), returning only ranks 1, ⌈n/2⌉ and ⌈0.9n⌉
- * with the window's count and how many predate the tracking; part `r`: manual resolutions by reason, the
- * rows of LabMissingDetails that a record of the window matches (one record per resolve call, read as a
- * range of its primary key (lab_id, resolved_at, …), each joined to its rows through the summary index
- * (lab_id, is_resolved, resolved_at)), so a row stamped again since, by any path, never counts; the
- * organization is the row's. The index is forced: for an org-scoped caller the optimizer may otherwise take
- * the org list index (lab_id, org_id, is_resolved, …), which reads every resolved row of the organization
- * for each record.
- */
-export function resolvedWindowQuery(
-  principal: Principal,
-  from: DbTimestamp,
-  to: DbTimestamp,
-  trackedSince: DbTimestamp | null,
-): SqlQuery {
-  const org = principal.orgId === null ? [] : [principal.orgId];
-  const durationOrg = principal.orgId === null ? '' : ' AND `org_id` = ?';
-  const rowOrg = principal.orgId === null ? '' : ' AND d.`org_id` = ?';
-  const duration = 'GREATEST(TIMESTAMPDIFF(MICROSECOND, `created_at`, `resolved_at`), 0)';
-  return {
-    sql: `SELECT 'd' AS part, x.rn, x.n, x.untracked, x.micros, NULL AS reason_code
-FROM (
-  SELECT ${duration} AS micros,
-    ROW_NUMBER() OVER (ORDER BY ${duration}) AS rn,
-    COUNT(*) OVER () AS n,
-    SUM(\`resolved_at\` < ?) OVER () AS untracked
-  FROM \`LabMissingDetails\`
-  WHERE \`lab_id\` = ? AND \`is_resolved\` = 1 AND \`resolved_at\` >= ? AND \`resolved_at\` <= ?${durationOrg}
-) x
-WHERE x.rn = 1 OR x.rn = CEIL(x.n * 0.5) OR x.rn = CEIL(x.n * 0.9)
-UNION ALL
-SELECT 'r', NULL, COUNT(*), NULL, NULL, r.\`reason_code\`
-FROM \`md_manual_resolutions\` r
-STRAIGHT_JOIN \`LabMissingDetails\` d FORCE INDEX (\`LabMissingDetails_lab_resolved_at_field_idx\`) ON d.\`lab_id\` = r.\`lab_id\` AND d.\`is_resolved\` = 1
-  AND d.\`resolved_at\` = r.\`resolved_at\`
-  AND COALESCE(d.\`resolved_by_lab_user_id\`, 0) = r.\`resolved_by_lab_user_id\`
-  AND COALESCE(d.\`resolved_by_doctor_id\`, 0) = r.\`resolved_by_doctor_id\`${rowOrg}
-WHERE r.\`lab_id\` = ? AND r.\`resolved_at\` >= ? AND r.\`resolved_at\` <= ?
-GROUP BY r.\`reason_code\``,
-    params: [
-      trackedSince ?? '9999-12-31 23:59:59.999999',
-      principal.labId,
-      from,
-      to,
-      ...org,
-      ...org,
-      principal.labId,
-      from,
-      to,
-    ],
-  };
-}
-
-interface OpenRow {
-  field_id: number;
-  field_name: string;
-  display_name: string;
-  module: string;
-  total: number | string;
-  under_one_day: number | string;
-  one_to_seven_days: number | string;
-  over_seven_days: number | string;
-}
-
-interface WindowRow {
-  part: 'd' | 'r';
-  rn: number | string | null;
-  n: number | string;
-  untracked: number | string | null;
-  micros: number | string | null;
-  reason_code: ReasonCode | null;
-}
-
 const emptyAging = (): Aging => ({ underOneDay: 0, oneToSevenDays: 0, overSevenDays: 0 });
 const addAging = (into: Aging, more: Aging) => {
   into.underOneDay += more.underOneDay;
@@ -244,13 +138,6 @@ const share = (part: number, whole: number) =>
 const seconds = (micros: number | string | null | undefined) =>
   micros === null || micros === undefined ? null : Math.round(Number(micros) / 1_000) / 1_000;
 
-async function readTrackedSince(em: Em): Promise<DbTimestamp | null> {
-  const [row] = await em.execute<Array<{ started_at_text: DbTimestamp }>>(
-    "SELECT DATE_FORMAT(`started_at`, '%Y-%m-%d %H:%i:%s.%f') AS started_at_text FROM `md_resolution_tracking` WHERE `id` = 1",
-  );
-  return row?.started_at_text ?? null;
-}
-
 const trackedSinceMemo = new WeakMap<object, Promise<DbTimestamp | null>>();
 
 /** The tracking start never changes once written: read once per process and database. */
@@ -258,43 +145,23 @@ function trackedSince(em: Em): Promise<DbTimestamp | null> {
   const driver = em.getDriver();
   let since = trackedSinceMemo.get(driver);
   if (!since) {
-    since = readTrackedSince(em);
+    since = readTrackingStart(sqlSession(em));
     trackedSinceMemo.set(driver, since);
     since.catch(() => trackedSinceMemo.delete(driver));
   }
   return since;
 }
 
-/**
- * The caller's work-queue summary (their lab, their organization when they have one): open rows by
- * field and module with their age, and the window's resolutions — how fast, by hand or automatically,
- * and why; open and overdue rows by assignee. Three statements, run together, each index-served
- * (test/rest/summary.test.ts holds the first two to that; the third reads only its index).
- */
-export async function summarizeLabFields(
-  em: Em,
-  principal: Principal,
-  window: SummaryWindow,
-  now = new Date(),
-): Promise<LabFieldsSummary> {
-  const to = window.resolvedTo?.last ?? dbTimestampOf(now);
-  const from =
-    window.resolvedFrom?.first ?? dbTimestampOf(new Date(epochMs(to) - SUMMARY_DEFAULT_WINDOW_DAYS * DAY_MS));
-
-  const tracked = await trackedSince(em);
-  const open = openByFieldQuery(principal, now);
-  const resolved = resolvedWindowQuery(principal, from, to, tracked);
-  const [openRows, windowRows, assigneeRows] = await Promise.all([
-    em.execute<OpenRow[]>(open.sql, open.params),
-    em.execute<WindowRow[]>(resolved.sql, resolved.params),
-    openByAssignee(em, principal, dbTimestampOf(now)),
-  ]);
+/** The open part of the summary: rows per field, module and in all, with their age; by assignee. */
+function openSummary(
+  openRows: readonly OpenRow[],
+  assigneeRows: readonly AssigneeCountRow[],
+): LabFieldsSummary['open'] {
   const byAssignee = assigneeRows.map((row) => ({
     assigneeUserId: row.assignee_user_id,
     total: Number(row.total),
     overdue: Number(row.overdue),
   }));
-
   const byField: OpenByField[] = openRows.map((row) => ({
     fieldId: row.field_id,
     fieldName: row.field_name,
@@ -316,53 +183,89 @@ export async function summarizeLabFields(
     addAging(entry.aging, field.aging);
     modules.set(field.module, entry);
   }
+  return {
+    total: byField.reduce((sum, field) => sum + field.total, 0),
+    aging: totalAging,
+    byModule: [...modules.values()],
+    byField,
+    overdue: byAssignee.reduce((sum, row) => sum + row.overdue, 0),
+    byAssignee,
+  };
+}
 
-  const durations = windowRows.filter((row) => row.part === 'd');
-  const first = durations.find((row) => Number(row.rn) === 1);
-  const total = first ? Number(first.n) : 0;
-  const untracked = first ? Number(first.untracked ?? 0) : 0;
-  const atRank = (rank: number) => durations.find((row) => Number(row.rn) === rank)?.micros;
-  const byReason = windowRows
+/** Manual resolutions by reason: most frequent first; on a tie, named reasons before "no reason", then alphabetically. */
+function byReasonOf(windowRows: readonly WindowRow[]): LabFieldsSummary['resolved']['byReason'] {
+  return windowRows
     .filter((row) => row.part === 'r')
     .map((row) => ({ reasonCode: row.reason_code, count: Number(row.n) }))
-    // Most frequent first; on a tie, named reasons before "no reason", then alphabetically.
     .sort(
       (a, b) =>
         b.count - a.count ||
         Number(a.reasonCode === null) - Number(b.reasonCode === null) ||
         String(a.reasonCode).localeCompare(String(b.reasonCode)),
     );
+}
+
+/** The resolved part of the summary, from the window's two-part read. */
+function resolvedSummary(
+  windowRows: readonly WindowRow[],
+  window: { from: DbTimestamp; to: DbTimestamp },
+  tracked: DbTimestamp | null,
+): LabFieldsSummary['resolved'] {
+  const durations = windowRows.filter((row) => row.part === 'd');
+  const first = durations.find((row) => Number(row.rn) === 1);
+  const total = first ? Number(first.n) : 0;
+  const untracked = first ? Number(first.untracked ?? 0) : 0;
+  const atRank = (rank: number) => durations.find((row) => Number(row.rn) === rank)?.micros;
+  const byReason = byReasonOf(windowRows);
   const manual = Math.min(
     byReason.reduce((sum, row) => sum + row.count, 0),
     total - untracked,
   );
   const automatic = total - untracked - manual;
+  return {
+    from: isoFromDbTimestamp(window.from),
+    to: isoFromDbTimestamp(window.to),
+    total,
+    byHand: manual,
+    automatic,
+    untracked,
+    byHandShare: share(manual, manual + automatic),
+    automaticShare: share(automatic, manual + automatic),
+    timeToResolveSeconds: {
+      median: total ? seconds(atRank(Math.ceil(total * 0.5))) : null,
+      p90: total ? seconds(atRank(Math.ceil(total * 0.9))) : null,
+    },
+    byReason,
+    trackedSince: tracked === null ? null : isoFromDbTimestamp(tracked),
+  };
+}
 
+/**
+ * The caller's work-queue summary (their lab, their organization when they have one): open rows by
+ * field and module with their age, and the window's resolutions — how fast, by hand or automatically,
+ * and why; open and overdue rows by assignee. Three statements run together, each index-served
+ * (test/rest/summary.test.ts holds the first two to that; the third reads only its index).
+ */
+export async function summarizeLabFields(
+  em: Em,
+  principal: Principal,
+  window: SummaryWindow,
+  now = new Date(),
+): Promise<LabFieldsSummary> {
+  const to = window.resolvedTo?.last ?? dbTimestampOf(now);
+  const from =
+    window.resolvedFrom?.first ?? dbTimestampOf(new Date(epochMs(to) - SUMMARY_DEFAULT_WINDOW_DAYS * DAY_MS));
+  const tracked = await trackedSince(em);
+  const sql = sqlSession(em);
+  const [openRows, windowRows, assigneeRows] = await Promise.all([
+    readOpenByField(sql, principal, now),
+    readResolvedWindow(sql, principal, { from, to }, tracked),
+    openByAssignee(em, principal, dbTimestampOf(now)),
+  ]);
   return {
     generatedAt: isoMicros(dbTimestampOf(now)),
-    open: {
-      total: byField.reduce((sum, field) => sum + field.total, 0),
-      aging: totalAging,
-      byModule: [...modules.values()],
-      byField,
-      overdue: byAssignee.reduce((sum, row) => sum + row.overdue, 0),
-      byAssignee,
-    },
-    resolved: {
-      from: isoFromDbTimestamp(from),
-      to: isoFromDbTimestamp(to),
-      total,
-      byHand: manual,
-      automatic,
-      untracked,
-      byHandShare: share(manual, manual + automatic),
-      automaticShare: share(automatic, manual + automatic),
-      timeToResolveSeconds: {
-        median: total ? seconds(atRank(Math.ceil(total * 0.5))) : null,
-        p90: total ? seconds(atRank(Math.ceil(total * 0.9))) : null,
-      },
-      byReason,
-      trackedSince: tracked === null ? null : isoFromDbTimestamp(tracked),
-    },
+    open: openSummary(openRows, assigneeRows),
+    resolved: resolvedSummary(windowRows, { from, to }, tracked),
   };
 }

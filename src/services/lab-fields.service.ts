@@ -4,10 +4,20 @@ import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Em, SqlReader } from '../db/database.js';
 import { withDeadlockRetry } from '../db/deadlock-retry.js';
-import { driverQuery, selectRows, slicesOf } from '../db/driver-sql.js';
 import { dbTimestampOf } from '../db/microsecond-timestamp.type.js';
+import { slicesOf, sqlSession } from '../db/sql-session.js';
 import { ConflictError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
+import {
+  type LabFieldRow,
+  lockIdsInScope,
+  lockOpenRowsOfPatients,
+  lockRowsInScope,
+  readLabFieldsPage,
+  reopenRows,
+  type ScopedRow,
+  stampResolved,
+} from '../repositories/lab-fields.repository.js';
 import { writeActivity } from './activity-log.service.js';
 import {
   checkReasonOnlyWhenResolving,
@@ -321,75 +331,6 @@ export interface LabFieldsPage {
   nextCursor: string | null;
 }
 
-interface LabFieldRow {
-  id: number | string;
-  user_details_id: number;
-  bill_id: number | null;
-  org_id: number | null;
-  field_id: number;
-  field_name: string;
-  field_value: string;
-  field_module: string;
-  is_resolved: number;
-  created_at_text: DbTimestamp;
-  resolved_at_text: DbTimestamp | null;
-  resolved_by_doctor_id: number | null;
-  resolved_by_lab_user_id: number | null;
-  detected_as: string | null;
-  assignee_user_id: number | null;
-  due_at_text: DbTimestamp | null;
-}
-
-export interface SqlQuery {
-  sql: string;
-  params: unknown[];
-}
-
-/**
- * The one SELECT behind a page: newest first by (created_at, id), keyset-paged, one row more than asked
- * to know whether another page follows. Served by the list indexes of migration
- * 20260102000100-lab-fields-list-index (test/lab-fields-explain.test.ts holds it to that).
- */
-export function labFieldsPageQuery(
-  principal: Principal,
-  filters: LabFieldsFilters,
-  now: DbTimestamp = dbTimestampOf(new Date()),
-): SqlQuery {
-  const where = ['lab_id = ?', 'is_resolved = ?'];
-  const params: unknown[] = [principal.labId, filters.isResolved ? 1 : 0];
-  const add = (clause: string, ...values: unknown[]) => {
-    where.push(clause);
-    params.push(...values);
-  };
-  if (principal.orgId !== null) add('org_id = ?', principal.orgId);
-  if (filters.userDetailsId !== undefined) add('user_details_id = ?', filters.userDetailsId);
-  if (filters.billId !== undefined) add('bill_id = ?', filters.billId);
-  if (filters.fieldIds?.length) {
-    add(`field_id IN (${filters.fieldIds.map(() => '?').join(', ')})`, ...filters.fieldIds);
-  }
-  if (filters.fieldModule !== undefined) add('field_module = ?', filters.fieldModule);
-  if (filters.createdFrom) add('created_at >= ?', filters.createdFrom.first);
-  if (filters.createdTo) add('created_at <= ?', filters.createdTo.last);
-  if (filters.assigneeUserId !== undefined) add('assignee_user_id = ?', filters.assigneeUserId);
-  if (filters.overdue) add('due_at < ?', now);
-  if (filters.cursor) {
-    const { createdAt, id } = filters.cursor;
-    add('(created_at < ? OR (created_at = ? AND id < ?))', createdAt, createdAt, id);
-  }
-  // The formatted timestamps must not be aliased `created_at`: ORDER BY would sort by the alias (a string
-  // expression, so a filesort) instead of reading the index in order.
-  const sql = `SELECT id, user_details_id, bill_id, org_id, field_id, field_name, field_value, field_module,
-  is_resolved, DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f') AS created_at_text,
-  DATE_FORMAT(resolved_at, '%Y-%m-%d %H:%i:%s.%f') AS resolved_at_text,
-  resolved_by_doctor_id, resolved_by_lab_user_id, detected_as, assignee_user_id,
-  DATE_FORMAT(due_at, '%Y-%m-%d %H:%i:%s.%f') AS due_at_text
-FROM LabMissingDetails
-WHERE ${where.join('\n  AND ')}
-ORDER BY created_at DESC, id DESC
-LIMIT ?`;
-  return { sql, params: [...params, filters.limit + 1] };
-}
-
 function toView(row: LabFieldRow, now: DbTimestamp): LabFieldView {
   return {
     id: Number(row.id),
@@ -420,8 +361,7 @@ export async function listLabFields(
   clock = new Date(),
 ): Promise<LabFieldsPage> {
   const now = dbTimestampOf(clock);
-  const { sql, params } = labFieldsPageQuery(principal, filters, now);
-  const rows = await selectRows<LabFieldRow>(em, sql, params);
+  const rows = await readLabFieldsPage(sqlSession(em), principal, filters, now);
   const page = rows.slice(0, filters.limit);
   const last = page.at(-1);
   const nextCursor =
@@ -460,24 +400,9 @@ export async function listLabFields(
 // Manual resolution
 // ---------------------------------------------------------------------------------------------------
 
-interface ScopedRow {
-  id: number | string;
-  user_details_id: number;
-  bill_id: number | null;
-  field_id: number;
-  is_resolved: number;
-}
-
 /** The engine keeps at most one unresolved row per (lab, patient, bill, field). */
 const openSlotKey = (row: Pick<ScopedRow, 'user_details_id' | 'bill_id' | 'field_id'>) =>
   `${row.user_details_id}:${row.bill_id ?? 0}:${row.field_id}`;
-
-/** The caller's scope on LabMissingDetails as `d`: their lab, and their organization when they have one. */
-function scopeOf(principal: Principal): { sql: string; values: number[] } {
-  return principal.orgId === null
-    ? { sql: 'd.lab_id = ?', values: [principal.labId] }
-    : { sql: 'd.lab_id = ? AND d.org_id = ?', values: [principal.labId, principal.orgId] };
-}
 
 const ascending = (a: number, b: number) => a - b;
 
@@ -491,21 +416,8 @@ async function reopenableIds(tx: Em, labId: number, resolved: ScopedRow[]): Prom
   const patients = [...new Set(resolved.map((r) => r.user_details_id))].sort(ascending);
   const fields = [...new Set(resolved.map((r) => r.field_id))];
   const open: ScopedRow[] = [];
-  // Lab-wide, not org-scoped: the one-open-row rule holds whoever can see the other row. FOR UPDATE
-  // also holds back a capture that would open a row for these patients until this transaction ends.
-  // Through the patient index: for a lab with few open rows the optimizer would rather read, and so lock,
-  // every open row of the lab, which holds back captures of all its patients.
   for (const slice of slicesOf(patients)) {
-    open.push(
-      ...(await driverQuery<ScopedRow[]>(
-        tx,
-        `SELECT id, user_details_id, bill_id, field_id, is_resolved
-FROM LabMissingDetails FORCE INDEX (LabMissingDetails_lab_id_user_details_id_idx)
-WHERE lab_id = ? AND is_resolved = 0 AND user_details_id IN (?) AND field_id IN (?)
-FOR UPDATE`,
-        [labId, slice, fields],
-      )),
-    );
+    open.push(...(await lockOpenRowsOfPatients(sqlSession(tx), labId, slice, fields)));
   }
   const taken = new Set(open.map(openSlotKey));
   const reopen = new Set<number>();
@@ -524,10 +436,6 @@ interface ResolutionOutcome {
   skippedIds: number[];
 }
 
-/** What resolving writes on a row: the time and the resolver, from the caller's role (the other one null). */
-const RESOLVED_SET =
-  'd.is_resolved = 1, d.resolved_at = ?, d.resolved_by_doctor_id = ?, d.resolved_by_lab_user_id = ?, d.updated_at = ?';
-
 /**
  * Resolving, in slices of ids taken in ascending order (see ID_SLICE): rows are locked in id order, so two
  * bulk resolves never deadlock on each other. Then the call's one manual-resolution record, after every
@@ -539,33 +447,15 @@ async function resolveRows(
   input: ResolveLabFieldsInput,
   resolvedAt: DbTimestamp,
 ): Promise<ResolutionOutcome> {
-  const scope = scopeOf(principal);
-  const resolver = [
-    principal.role === 'doctor' ? principal.userId : null,
-    principal.role === 'lab_user' ? principal.userId : null,
-  ];
+  const sql = sqlSession(tx);
   const updatedIds: number[] = [];
   for (const slice of slicesOf([...input.ids].sort(ascending))) {
-    const matched = await driverQuery(
-      tx,
-      `UPDATE LabMissingDetails d SET ${RESOLVED_SET} WHERE ${scope.sql} AND d.id IN (?)`,
-      [resolvedAt, ...resolver, resolvedAt, ...scope.values, slice],
-    );
+    const matched = await stampResolved(sql, principal, slice, resolvedAt);
     // Usually every id is in scope, and the slice is the list of updated ids. Otherwise the matched ones are
     // read back: exactly those, since under REPEATABLE READ the UPDATE keeps its locks on every row it
     // looked up, in scope or not, so none can have entered or left the scope since.
     const inScope =
-      matched.affectedRows === slice.length
-        ? slice
-        : (
-            await driverQuery<Array<{ id: number | string }>>(
-              tx,
-              `SELECT d.id FROM LabMissingDetails d WHERE ${scope.sql} AND d.id IN (?) FOR UPDATE`,
-              [...scope.values, slice],
-            )
-          )
-            .map((row) => Number(row.id))
-            .sort(ascending);
+      matched === slice.length ? slice : (await lockIdsInScope(sql, principal, slice)).sort(ascending);
     updatedIds.push(...inScope);
   }
   // The service's own record of who resolved by hand (and why), matching every row just stamped; a resolved
@@ -588,18 +478,10 @@ async function unresolveRows(
   input: ResolveLabFieldsInput,
   now: DbTimestamp,
 ): Promise<ResolutionOutcome> {
-  const scope = scopeOf(principal);
+  const sql = sqlSession(tx);
   const found: ScopedRow[] = [];
   for (const slice of slicesOf([...input.ids].sort(ascending))) {
-    found.push(
-      ...(await driverQuery<ScopedRow[]>(
-        tx,
-        `SELECT d.id, d.user_details_id, d.bill_id, d.field_id, d.is_resolved FROM LabMissingDetails d
-WHERE ${scope.sql} AND d.id IN (?)
-FOR UPDATE`,
-        [...scope.values, slice],
-      )),
-    );
+    found.push(...(await lockRowsInScope(sql, principal, slice)));
   }
   found.sort((a, b) => Number(a.id) - Number(b.id));
   const resolved = found.filter((row) => row.is_resolved);
@@ -610,14 +492,7 @@ FOR UPDATE`,
   let updatedCount = 0;
   // The ids were read in scope and row-locked just above.
   for (const slice of slicesOf(updatedIds)) {
-    const result = await driverQuery(
-      tx,
-      `UPDATE LabMissingDetails
-SET is_resolved = 0, resolved_at = NULL, resolved_by_doctor_id = NULL, resolved_by_lab_user_id = NULL, updated_at = ?
-WHERE lab_id = ? AND id IN (?)`,
-      [now, principal.labId, slice],
-    );
-    updatedCount += result.affectedRows;
+    updatedCount += await reopenRows(sql, principal.labId, slice, now);
   }
   // The rows' records need no change: an open row matches none (no resolved_at), and a later resolution
   // of the row gets a new stamp.

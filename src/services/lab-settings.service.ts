@@ -5,9 +5,9 @@ import type { Em, SqlReader } from '../db/database.js';
 import { withDeadlockRetry } from '../db/deadlock-retry.js';
 import { FIELD_MAP } from '../engine/field-map.js';
 import type { LabSettingsRow } from '../engine/lab-config-cache.js';
+import { bumpLabConfigVersion } from '../repositories/lab-config.repository.js';
 import { findLabSettings, storeLabSettings } from '../repositories/lab-settings.repository.js';
 import { writeActivity } from './activity-log.service.js';
-import { bumpLabConfigVersion } from './lab-config-version.service.js';
 
 /** A short list of the lab's own junk values per field: literal values, not patterns. */
 export const EXTRA_JUNK_VALUES_PER_FIELD = 20;

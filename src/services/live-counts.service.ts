@@ -5,8 +5,10 @@ import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../auth/principal.js';
 import type { AppConfig } from '../config.js';
 import type { Database } from '../db/database.js';
+import { sqlSession } from '../db/sql-session.js';
 import { AppError, ServiceUnavailableError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
+import { countOpenRows } from '../repositories/lab-fields.repository.js';
 
 const subscribersGauge = new Gauge({
   name: 'md_live_counts_subscribers',
@@ -272,13 +274,7 @@ function waitForWake(
 
 /** The scope's open rows, counted on the list index (lab_id, [org_id,] is_resolved, …) alone. */
 export async function readOpenCount(db: Database, labId: number, orgId: number | null): Promise<number> {
-  const [row] = await db
-    .em()
-    .execute<Array<{ n: number | string }>>(
-      `SELECT COUNT(*) AS n FROM \`LabMissingDetails\` WHERE \`lab_id\` = ?${orgId === null ? '' : ' AND `org_id` = ?'} AND \`is_resolved\` = 0`,
-      orgId === null ? [labId] : [labId, orgId],
-    );
-  return Number(row?.n ?? 0);
+  return countOpenRows(sqlSession(db.em()), labId, orgId);
 }
 
 const hubs = new WeakMap<AppDeps, LiveCounts>();

@@ -10,6 +10,7 @@ import { lookupKey } from '../engine/field-map.js';
 import { LabMissingDetailsConfiguration, MissingDetailsTemplate } from '../entities/index.js';
 import { type ErrorIssue, ValidationError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
+import { bumpLabConfigVersion, lockLabFields } from '../repositories/lab-config.repository.js';
 import { writeActivity } from './activity-log.service.js';
 import {
   type EntityCreationRequest,
@@ -23,7 +24,6 @@ import {
   requestHash,
   storeIdempotentResponse,
 } from './idempotency.service.js';
-import { bumpLabConfigVersion } from './lab-config-version.service.js';
 import { MODULES } from './templates.service.js';
 
 export const MAX_CONFIGS_PER_SAVE = 50;
@@ -459,21 +459,6 @@ async function checkTemplates(
   const first = issues[0];
   if (first) throw new ValidationError(`Invalid configs: ${first.path}: ${first.message}`, issues);
   return templates;
-}
-
-/**
- * Row-locks the (lab, field) pairs until the transaction ends, in one sorted order so that two saves
- * never wait on each other crosswise. A concurrent save of the same pair waits here, then reads what
- * this one committed: at most one active row per (lab, field).
- */
-async function lockLabFields(em: Em, labId: number, fieldIds: readonly number[]): Promise<void> {
-  const sorted = [...new Set(fieldIds)].sort((a, b) => a - b);
-  await em.execute(
-    `INSERT INTO md_lab_field_locks (lab_id, field_id) VALUES ${sorted.map(() => '(?, ?)').join(', ')}
-     ON DUPLICATE KEY UPDATE lab_id = lab_id`,
-    sorted.flatMap((fieldId) => [labId, fieldId]),
-    'run',
-  );
 }
 
 /** The active config id per field; under this save's locks, the rows it just created. */

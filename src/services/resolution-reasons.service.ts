@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Em, SqlReader } from '../db/database.js';
-import { driverQuery } from '../db/driver-sql.js';
+import { sqlSession } from '../db/sql-session.js';
+import { readManualResolutions, upsertManualResolution } from '../repositories/resolutions.repository.js';
 
 /** A UTC `datetime(6)` as the database prints it (see lab-fields.service). */
 type DbTimestamp = string;
@@ -69,8 +70,6 @@ export function checkReasonOnlyWhenResolving(
   }
 }
 
-const placeholders = (values: readonly unknown[]) => values.map(() => '?').join(', ');
-
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 
 /** Microseconds since the epoch as a UTC `datetime(6)` literal. */
@@ -122,8 +121,7 @@ export function resolverColumns(principal: Principal): { labUserId: number; doct
  * Records that the caller's rows stamped `resolvedAt` (already updated in `tx`) were resolved by hand, with
  * the reason when one was given: one record for the whole call, whatever the number of rows (see migration
  * 20260105000000-manual-resolutions). A second call of the same resolver in the same lab with the same
- * stamp replaces the reason. `VALUES(col)` is deprecated on MySQL 8.0.20+ but still works there, and is
- * the only form MariaDB has.
+ * stamp replaces the reason.
  */
 export async function recordManualResolution(
   tx: Em,
@@ -132,21 +130,14 @@ export async function recordManualResolution(
   resolvedAt: DbTimestamp,
 ): Promise<void> {
   const resolver = resolverColumns(principal);
-  await driverQuery(
-    tx,
-    `INSERT INTO \`md_manual_resolutions\`
-  (\`lab_id\`, \`resolved_at\`, \`resolved_by_lab_user_id\`, \`resolved_by_doctor_id\`, \`reason_code\`, \`reason_note\`)
-VALUES (?, ?, ?, ?, ?, ?)
-ON DUPLICATE KEY UPDATE \`reason_code\` = VALUES(\`reason_code\`), \`reason_note\` = VALUES(\`reason_note\`)`,
-    [
-      principal.labId,
-      resolvedAt,
-      resolver.labUserId,
-      resolver.doctorId,
-      reason.reasonCode ?? null,
-      reason.reasonNote ?? null,
-    ],
-  );
+  await upsertManualResolution(sqlSession(tx), {
+    labId: principal.labId,
+    resolvedAt,
+    labUserId: resolver.labUserId,
+    doctorId: resolver.doctorId,
+    reasonCode: reason.reasonCode ?? null,
+    reasonNote: reason.reasonNote ?? null,
+  });
 }
 
 export interface StoredReason {
@@ -178,21 +169,7 @@ export async function reasonsOf(
 ): Promise<Map<number, StoredReason>> {
   if (rows.length === 0) return new Map();
   const stamps = [...new Set(rows.map((row) => row.resolvedAt))];
-  const found = await em.execute<
-    Array<{
-      resolved_at_text: DbTimestamp;
-      resolved_by_lab_user_id: number;
-      resolved_by_doctor_id: number;
-      reason_code: ReasonCode | null;
-      reason_note: string | null;
-    }>
-  >(
-    `SELECT DATE_FORMAT(\`resolved_at\`, '%Y-%m-%d %H:%i:%s.%f') AS resolved_at_text,
-  \`resolved_by_lab_user_id\`, \`resolved_by_doctor_id\`, \`reason_code\`, \`reason_note\`
-FROM \`md_manual_resolutions\`
-WHERE \`lab_id\` = ? AND \`resolved_at\` IN (${placeholders(stamps)})`,
-    [labId, ...stamps],
-  );
+  const found = await readManualResolutions(sqlSession(em), labId, stamps);
   if (found.length === 0) return new Map();
   const records = new Map(
     found.map((record) => [

@@ -7,15 +7,15 @@ import { startBackgroundTasks } from '../../src/background.js';
 import { Database } from '../../src/db/database.js';
 import { initOrm } from '../../src/db/orm.js';
 import { openBridgeDatabase } from '../support/bridge-fixtures.js';
-import { FIELD } from '../support/engine-fixtures.js';
 import {
   authHeader,
+  FIELD,
   newLabId,
   startTestApp,
   type TestApp,
   testConfig,
   tokenFor,
-} from '../support/harness.js';
+} from '../support/fixtures.js';
 import { trpcRequest } from '../support/reliability-fixtures.js';
 
 const CONFIGS = '/api-v3/registration/patients/lab-missing-details-config';

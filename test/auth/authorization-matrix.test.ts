@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { authHeader, newLabId, startTestApp, type TestApp } from '../support/fixtures.js';
 import {
   labChecksum,
   routeTable,

@@ -5,7 +5,7 @@ import {
   outboxStates,
   seedCreations,
 } from '../support/bridge-fixtures.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { authHeader, newLabId, startTestApp, type TestApp } from '../support/fixtures.js';
 
 /** tRPC entityCreations.list / entityCreations.retry: the operators' view of the legacy bridge. */
 

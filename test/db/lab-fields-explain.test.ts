@@ -8,16 +8,16 @@ import {
 import type { Principal } from '../../src/auth/principal.js';
 import { Database, type Em } from '../../src/db/database.js';
 import { ensureDatabaseExists, initOrm, migrateUp } from '../../src/db/orm.js';
+import { labFieldsPageQuery } from '../../src/repositories/lab-fields.repository.js';
 import { patientGroupsQuery } from '../../src/repositories/work-queue.repository.js';
 import { billFlags, patientFlags } from '../../src/services/flags.service.js';
 import {
   encodeCursor,
   type LabFieldsFilters,
-  labFieldsPageQuery,
   listLabFieldsInput,
 } from '../../src/services/lab-fields.service.js';
 import { testDatabaseUrl } from '../support/env.js';
-import { newLabId, statementsDuring } from '../support/harness.js';
+import { newLabId, statementsDuring } from '../support/fixtures.js';
 
 const INDEX_NAMES: string[] = LAB_FIELDS_LIST_INDEXES.map((index) => index.name);
 const [PLAIN_INDEX, ORG_INDEX, PATIENT_INDEX, BILL_INDEX] = INDEX_NAMES;

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { selectRows } from '../../src/db/driver-sql.js';
+import { type SessionSource, sqlSession } from '../../src/db/sql-session.js';
 import { LabMissingDetails } from '../../src/entities/index.js';
 import { toAppError } from '../../src/errors.js';
-import { labFieldsPageQuery } from '../../src/services/lab-fields.service.js';
-import { seedOpenEmailRows } from '../support/ecosystem-fixtures.js';
-import { newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { labFieldsPageQuery } from '../../src/repositories/lab-fields.repository.js';
+import { newLabId, seedOpenEmailRows, startTestApp, type TestApp } from '../support/fixtures.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -17,7 +16,10 @@ afterAll(async () => {
 const principal = (labId: number) =>
   ({ labId, userId: 7, role: 'lab_user', orgId: null, via: 'jwt' }) as const;
 
-describe('selectRows', () => {
+/** The rows of one statement through a session on `em`. */
+const selectRows = (em: SessionSource, sql: string, params: unknown[]) => sqlSession(em).query(sql, params);
+
+describe("a session's query", () => {
   it('returns exactly the rows em.execute returns, through the root reader as through a fork', async () => {
     const labId = newLabId();
     await seedOpenEmailRows(t.db, labId, [11, 12, 13]);

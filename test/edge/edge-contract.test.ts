@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
 import { type EdgeProcess, startEdge } from '../../src/edge/nginx-runner.js';
 import { testDatabaseUrl } from '../support/env.js';
-import { authHeader, newLabId } from '../support/harness.js';
+import { authHeader, newLabId } from '../support/fixtures.js';
 import { type RawAnswer, rawRequest } from '../support/raw-http.js';
 import {
   eventually,

@@ -1,9 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseName, ensureDatabaseExists, initOrm, migrateUp } from '../../src/db/orm.js';
 import { captureInTransaction } from '../../src/services/capture.service.js';
-import { FIELD, principalFor, rowsOf, seedConfigs } from '../support/engine-fixtures.js';
 import { testDatabaseUrl } from '../support/env.js';
-import { newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import {
+  FIELD,
+  newLabId,
+  principalFor,
+  rowsOf,
+  seedConfigs,
+  startTestApp,
+  type TestApp,
+} from '../support/fixtures.js';
 
 let t: TestApp;
 beforeAll(async () => {

@@ -1,12 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabConfigCache, LabConfigs } from '../../src/engine/lab-config-cache.js';
-import { recordEntityCreated } from '../../src/services/entity-trace.service.js';
 import {
   bumpLabConfigVersion,
   CATALOG_VERSION_LAB_ID,
-} from '../../src/services/lab-config-version.service.js';
-import { FIELD } from '../support/engine-fixtures.js';
-import { authHeader, newLabId, startTestApp, statementsDuring, type TestApp } from '../support/harness.js';
+} from '../../src/repositories/lab-config.repository.js';
+import { recordEntityCreated } from '../../src/services/entity-trace.service.js';
+import {
+  authHeader,
+  FIELD,
+  newLabId,
+  startTestApp,
+  statementsDuring,
+  type TestApp,
+} from '../support/fixtures.js';
 
 /**
  * The per-lab config cache (docs/architecture.md): two app instances on one database, each with its own

@@ -9,15 +9,18 @@ import {
   captureInTransaction,
 } from '../../src/services/capture.service.js';
 import {
+  authHeader,
   type ConfigSeed,
   FIELD,
   type FieldName,
+  newLabId,
   principalFor,
   rowsOf,
   seedConfigs,
+  startTestApp,
   statementCounts,
-} from '../support/engine-fixtures.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+  type TestApp,
+} from '../support/fixtures.js';
 
 let t: TestApp;
 beforeAll(async () => {

@@ -2,8 +2,15 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CaptureInput, captureInTransaction } from '../../src/services/capture.service.js';
 import { resolveLabFields } from '../../src/services/lab-fields.service.js';
-import { principalFor, type RowView, rowsOf, seedConfigs } from '../support/engine-fixtures.js';
-import { newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import {
+  newLabId,
+  principalFor,
+  type RowView,
+  rowsOf,
+  seedConfigs,
+  startTestApp,
+  type TestApp,
+} from '../support/fixtures.js';
 
 const SEED = Number(process.env.PROPERTY_SEED ?? 20260101);
 

@@ -6,7 +6,7 @@ import { type LegacySimulator, startLegacySimulator } from '../../simulator/lega
 import { buildApp } from '../../src/app.js';
 import { Database } from '../../src/db/database.js';
 import { initOrm } from '../../src/db/orm.js';
-import { authHeader, newLabId, testConfig } from '../support/harness.js';
+import { authHeader, newLabId, testConfig } from '../support/fixtures.js';
 import { trpcRequest } from '../support/reliability-fixtures.js';
 
 const CONFIGS = '/api-v3/registration/patients/lab-missing-details-config';

@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
 import { DEVELOPMENT_JWT_SECRET, loadConfig } from '../../src/config.js';
-import { authHeader, newLabId, startTestApp, type TestApp, tokenFor } from '../support/harness.js';
+import { authHeader, newLabId, startTestApp, type TestApp, tokenFor } from '../support/fixtures.js';
 import { rawRequest, stalledRequest } from '../support/raw-http.js';
 
 const LAB_FIELDS = '/api-v3/account/missing-details/lab-fields';

@@ -1,9 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Em } from '../../src/db/database.js';
-import { ensureDatabaseExists, initOrm } from '../../src/db/orm.js';
-import { testDatabaseUrl } from '../support/env.js';
+import { initOrm } from '../../src/db/orm.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/fixtures.js';
 
 /**
  * Migration 20260106000000-drop-lab-field-resolutions on a database of its own: migrated up to the
@@ -11,7 +9,7 @@ import { testDatabaseUrl } from '../support/env.js';
  */
 let orm: Awaited<ReturnType<typeof initOrm>>;
 let em: Em;
-let scratchUrl: URL;
+let scratch: ScratchDatabase;
 
 const THIS_MIGRATION = 'Migration20260106000000DropLabFieldResolutions';
 /** Later migrations stay out of this test: it is about this one step, up and down. */
@@ -20,24 +18,15 @@ const upToThisMigration = async () =>
 const LAB = 6;
 
 beforeAll(async () => {
-  scratchUrl = new URL(testDatabaseUrl().replace(/^mariadb:/, 'mysql:'));
-  scratchUrl.pathname = `/md_dropres_${process.pid}_${randomBytes(3).toString('hex')}`;
-  await ensureDatabaseExists(scratchUrl.toString());
-  orm = await initOrm({ databaseUrl: scratchUrl.toString(), poolSize: 1 });
+  scratch = await createScratchDatabase('md_dropres');
+  orm = await initOrm({ databaseUrl: scratch.url, poolSize: 1 });
   await orm.getMigrator().up({ to: 'Migration20260105000000ManualResolutions' });
   em = orm.em.fork() as unknown as Em;
 });
 
 afterAll(async () => {
   await orm.close(true);
-  const admin = await mysql.createConnection({
-    uri: scratchUrl.toString().replace(scratchUrl.pathname, '/'),
-  });
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS \`${scratchUrl.pathname.slice(1)}\``);
-  } finally {
-    await admin.end();
-  }
+  await scratch.drop();
 });
 
 /** A resolved runtime row of LAB: [resolved_at, lab user, doctor]. */

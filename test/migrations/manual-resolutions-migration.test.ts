@@ -1,10 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Migration20260105000000ManualResolutions } from '../../migrations/20260105000000-manual-resolutions.js';
 import type { Em } from '../../src/db/database.js';
-import { ensureDatabaseExists, initOrm } from '../../src/db/orm.js';
-import { testDatabaseUrl } from '../support/env.js';
+import { initOrm } from '../../src/db/orm.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/fixtures.js';
 
 /**
  * A database of its own, migrated up to this migration (the next one drops the per-row records table),
@@ -12,27 +10,18 @@ import { testDatabaseUrl } from '../support/env.js';
  */
 let orm: Awaited<ReturnType<typeof initOrm>>;
 let em: Em;
-let scratchUrl: URL;
+let scratch: ScratchDatabase;
 
 beforeAll(async () => {
-  scratchUrl = new URL(testDatabaseUrl().replace(/^mariadb:/, 'mysql:'));
-  scratchUrl.pathname = `/md_manres_${process.pid}_${randomBytes(3).toString('hex')}`;
-  await ensureDatabaseExists(scratchUrl.toString());
-  orm = await initOrm({ databaseUrl: scratchUrl.toString(), poolSize: 1 });
+  scratch = await createScratchDatabase('md_manres');
+  orm = await initOrm({ databaseUrl: scratch.url, poolSize: 1 });
   await orm.getMigrator().up({ to: 'Migration20260105000000ManualResolutions' });
   em = orm.em.fork() as unknown as Em;
 });
 
 afterAll(async () => {
   await orm.close(true);
-  const admin = await mysql.createConnection({
-    uri: scratchUrl.toString().replace(scratchUrl.pathname, '/'),
-  });
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS \`${scratchUrl.pathname.slice(1)}\``);
-  } finally {
-    await admin.end();
-  }
+  await scratch.drop();
 });
 
 async function run(direction: 'up' | 'down'): Promise<void> {

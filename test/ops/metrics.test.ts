@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
 import { buildApp } from '../../src/app.js';
 import { Database } from '../../src/db/database.js';
-import { authHeader, newLabId, startTestApp, type TestApp, testConfig } from '../support/harness.js';
+import { authHeader, newLabId, startTestApp, type TestApp, testConfig } from '../support/fixtures.js';
 
 let sim: LegacySimulator;
 let t: TestApp;

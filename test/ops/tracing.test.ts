@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
 import { openBridgeDatabase, seedCreations } from '../support/bridge-fixtures.js';
 import { testDatabaseUrl } from '../support/env.js';
-import { newLabId } from '../support/harness.js';
+import { newLabId } from '../support/fixtures.js';
 import { type ReceivedSpan, startOtlpReceiver } from '../support/otlp-receiver.js';
 import {
   eventually,

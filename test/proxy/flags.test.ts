@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { billFlags, patientFlags } from '../../src/services/flags.service.js';
-import { FIELD, principalFor, statementCounts } from '../support/engine-fixtures.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import {
+  authHeader,
+  FIELD,
+  newLabId,
+  principalFor,
+  startTestApp,
+  statementCounts,
+  type TestApp,
+} from '../support/fixtures.js';
 
 let t: TestApp;
 beforeAll(async () => {

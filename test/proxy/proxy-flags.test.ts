@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
 import { withFlag, withItemFlags } from '../../src/proxy/json-flags.js';
-import { authHeader, newLabId, startTestApp, statementsDuring, type TestApp } from '../support/harness.js';
+import { authHeader, newLabId, startTestApp, statementsDuring, type TestApp } from '../support/fixtures.js';
 
 let sim: LegacySimulator;
 let t: TestApp;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
-import { startTestApp, type TestApp } from '../support/harness.js';
+import { startTestApp, type TestApp } from '../support/fixtures.js';
 
 let sim: LegacySimulator;
 let t: TestApp;

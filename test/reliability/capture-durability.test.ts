@@ -15,8 +15,16 @@ import {
   storedCaptureSchema,
 } from '../../src/services/capture.service.js';
 import { CaptureRetrier, startCaptureRetrier } from '../../src/services/capture-retry.service.js';
-import { FIELD, principalFor, rowsOf, seedConfigs } from '../support/engine-fixtures.js';
-import { newLabId, startTestApp, type TestApp, testConfig } from '../support/harness.js';
+import {
+  FIELD,
+  newLabId,
+  principalFor,
+  rowsOf,
+  seedConfigs,
+  startTestApp,
+  type TestApp,
+  testConfig,
+} from '../support/fixtures.js';
 
 /**
  * Faults are injected in the real database: while a lab id is in md_test_capture_faults, every

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ensureDatabaseExists, initOrm, migrateUp } from '../../src/db/orm.js';
-import { FIELD } from '../support/engine-fixtures.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { authHeader, FIELD, newLabId, startTestApp, type TestApp } from '../support/fixtures.js';
 import { PrivateMariaDb } from '../support/private-mariadb.js';
 
 const CONFIGS = '/api-v3/registration/patients/lab-missing-details-config';

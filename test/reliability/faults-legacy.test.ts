@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
 import { canonicalPath, hasDotSegments } from '../../src/http/canonical-path.js';
 import { isServicePath } from '../../src/http/route-table.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { authHeader, newLabId, startTestApp, type TestApp } from '../support/fixtures.js';
 import { type RawAnswer, rawRequest } from '../support/raw-http.js';
 
 /**

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Child, freePort, startChild, waitUntilReady, withTsx } from '../../bench/processes.js';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
 import { openBridgeDatabase } from '../support/bridge-fixtures.js';
-import { authHeader, newLabId } from '../support/harness.js';
+import { authHeader, newLabId } from '../support/fixtures.js';
 
 /**
  * Two real service processes (`node --import tsx src/server.ts`) on one database, as N stateless

@@ -8,7 +8,7 @@ import type { RawEnv } from '../../src/config.js';
 import { Database } from '../../src/db/database.js';
 import { initOrm } from '../../src/db/orm.js';
 import { differingKeys, shadowComparisons } from '../../src/shadow/shadow.service.js';
-import { authHeader, newLabId, testConfig } from '../support/harness.js';
+import { authHeader, newLabId, testConfig } from '../support/fixtures.js';
 
 const TEMPLATES = '/api-v3/registration/patients/missing-details-templates';
 const CONFIGS = '/api-v3/registration/patients/lab-missing-details-config';

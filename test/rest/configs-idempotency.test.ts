@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TokenClaims } from '../../src/auth/token.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { authHeader, newLabId, startTestApp, type TestApp } from '../support/fixtures.js';
 
 const CONFIG_URL = '/api-v3/registration/patients/lab-missing-details-config';
 

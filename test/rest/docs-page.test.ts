@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from '../support/harness.js';
+import { startTestApp, type TestApp } from '../support/fixtures.js';
 
 /** Debian's chromium, installed by .ci/run. */
 const CHROMIUM = '/usr/bin/chromium';

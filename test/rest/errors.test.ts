@@ -16,7 +16,7 @@ import {
   type TestApp,
   testConfig,
   tokenFor,
-} from '../support/harness.js';
+} from '../support/fixtures.js';
 
 const CONFIGS = '/api-v3/registration/patients/lab-missing-details-config';
 const LAB_FIELDS = '/api-v3/account/missing-details/lab-fields';

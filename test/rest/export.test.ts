@@ -4,8 +4,7 @@ import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TokenClaims } from '../../src/auth/token.js';
-import { insertRows } from '../support/beyond-fixtures.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { authHeader, insertRows, newLabId, startTestApp, type TestApp } from '../support/fixtures.js';
 
 const EXPORT = '/api-v3/account/missing-details/lab-fields/export.csv';
 const LIST = '/api-v3/account/missing-details/lab-fields';

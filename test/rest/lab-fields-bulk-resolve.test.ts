@@ -1,11 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Principal } from '../../src/auth/principal.js';
 import type { TokenClaims } from '../../src/auth/token.js';
-import { ID_SLICE } from '../../src/db/driver-sql.js';
+import { ID_SLICE } from '../../src/db/sql-session.js';
 import { resolveLabFields } from '../../src/services/lab-fields.service.js';
 import { manualResolutionStamp } from '../../src/services/resolution-reasons.service.js';
-import { type BeyondRow, insertRows } from '../support/beyond-fixtures.js';
-import { newLabId, patchLabFields, startTestApp, type TestApp } from '../support/harness.js';
+import {
+  type BeyondRow,
+  insertRows,
+  newLabId,
+  patchLabFields,
+  startTestApp,
+  type TestApp,
+} from '../support/fixtures.js';
 
 /** More ids than one statement takes, so that calls run over several slices. */
 const OVER_TWO_SLICES = ID_SLICE * 2 + 3;

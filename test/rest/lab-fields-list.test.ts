@@ -2,7 +2,7 @@ import { serializerCompiler } from 'fastify-type-provider-zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listAnswer } from '../../src/rest/lab-fields.routes.js';
 import { encodeCursor } from '../../src/services/lab-fields.service.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { authHeader, newLabId, startTestApp, type TestApp } from '../support/fixtures.js';
 
 const URL_PATH = '/api-v3/account/missing-details/lab-fields';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TokenClaims } from '../../src/auth/token.js';
-import { authHeader, newLabId, patchLabFields, startTestApp, type TestApp } from '../support/harness.js';
+import { authHeader, newLabId, patchLabFields, startTestApp, type TestApp } from '../support/fixtures.js';
 
 const URL_PATH = '/api-v3/account/missing-details/lab-fields';
 const CREATED_AT = '2024-03-01 10:00:00.000000';

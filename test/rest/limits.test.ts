@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { authHeader, newLabId, startTestApp, type TestApp } from '../support/fixtures.js';
 
 const TEMPLATES = '/api-v3/registration/patients/missing-details-templates';
 const CONFIGS = '/api-v3/registration/patients/lab-missing-details-config';

@@ -16,17 +16,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppRouter } from '../../routers/app.router.js';
 import type { TokenClaims } from '../../src/auth/token.js';
 import { countOfEventId, liveCountsOf } from '../../src/services/live-counts.service.js';
-import { insertRows } from '../support/beyond-fixtures.js';
 import { waitFor } from '../support/bridge-fixtures.js';
-import { seedConfigs } from '../support/engine-fixtures.js';
 import {
   authHeader,
+  insertRows,
   newLabId,
+  seedConfigs,
   startTestApp,
   type TestApp,
   testConfig,
   tokenFor,
-} from '../support/harness.js';
+} from '../support/fixtures.js';
 
 const POLL_MS = 100;
 const LIVE = {

@@ -2,7 +2,7 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import type { OpenAPIV3 } from 'openapi-types';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODULES } from '../../src/services/templates.service.js';
-import { startTestApp, type TestApp } from '../support/harness.js';
+import { startTestApp, type TestApp } from '../support/fixtures.js';
 
 const TEMPLATES = '/api-v3/registration/patients/missing-details-templates';
 const CONFIGS = '/api-v3/registration/patients/lab-missing-details-config';

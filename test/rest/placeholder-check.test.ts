@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seedConfigs } from '../support/engine-fixtures.js';
-import { authHeader, newLabId, startTestApp, statementsDuring, type TestApp } from '../support/harness.js';
+import {
+  authHeader,
+  newLabId,
+  seedConfigs,
+  startTestApp,
+  statementsDuring,
+  type TestApp,
+} from '../support/fixtures.js';
 
 const CHECK = '/api-v3/account/missing-details/placeholder-check';
 const SETTINGS = '/api-v3/account/missing-details/settings';

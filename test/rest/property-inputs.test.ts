@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import { authHeader, newLabId, startTestApp, type TestApp } from '../support/fixtures.js';
 import { routeTable, trpcProcedures, trpcRequest } from '../support/reliability-fixtures.js';
 
 const SEED = Number(process.env.PROPERTY_SEED ?? 20260101);

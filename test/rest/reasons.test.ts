@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TokenClaims } from '../../src/auth/token.js';
-import { insertRows } from '../support/beyond-fixtures.js';
-import { authHeader, newLabId, patchLabFields, startTestApp, type TestApp } from '../support/harness.js';
+import {
+  authHeader,
+  insertRows,
+  newLabId,
+  patchLabFields,
+  startTestApp,
+  type TestApp,
+} from '../support/fixtures.js';
 
 const LIST = '/api-v3/account/missing-details/lab-fields';
 

@@ -7,11 +7,18 @@ import {
 } from '../../migrations/20260103000000-resolution-reasons.js';
 import type { TokenClaims } from '../../src/auth/token.js';
 import { ensureDatabaseExists, initOrm } from '../../src/db/orm.js';
-import { openByFieldQuery, resolvedWindowQuery } from '../../src/services/lab-fields-summary.service.js';
-import { dbTime, hoursAgo, insertRows } from '../support/beyond-fixtures.js';
-import { principalFor } from '../support/engine-fixtures.js';
+import { openByFieldQuery, resolvedWindowQuery } from '../../src/repositories/summary.repository.js';
 import { testDatabaseUrl } from '../support/env.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import {
+  authHeader,
+  dbTime,
+  hoursAgo,
+  insertRows,
+  newLabId,
+  principalFor,
+  startTestApp,
+  type TestApp,
+} from '../support/fixtures.js';
 
 const SUMMARY = '/api-v3/account/missing-details/summary';
 const LIST = '/api-v3/account/missing-details/lab-fields';

@@ -11,8 +11,14 @@ import {
 } from '../../examples/rest-client.js';
 import { REST_CLIENT_TYPES_PATH, restClientTypes } from '../../scripts/openapi-types.js';
 import { type LegacySimulator, startLegacySimulator } from '../../simulator/legacy-simulator.js';
-import { listen, seedOpenEmailRows } from '../support/ecosystem-fixtures.js';
-import { newLabId, startTestApp, type TestApp, tokenFor } from '../support/harness.js';
+import {
+  listen,
+  newLabId,
+  seedOpenEmailRows,
+  startTestApp,
+  type TestApp,
+  tokenFor,
+} from '../support/fixtures.js';
 
 let sim: LegacySimulator;
 let t: TestApp;

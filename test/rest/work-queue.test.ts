@@ -1,8 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TokenClaims } from '../../src/auth/token.js';
 import { captureInTransaction } from '../../src/services/capture.service.js';
-import { principalFor, seedConfigs } from '../support/engine-fixtures.js';
-import { authHeader, newLabId, startTestApp, type TestApp } from '../support/harness.js';
+import {
+  authHeader,
+  newLabId,
+  principalFor,
+  seedConfigs,
+  startTestApp,
+  type TestApp,
+} from '../support/fixtures.js';
 
 const BASE = '/api-v3/account/missing-details';
 const CONFIGS = '/api-v3/registration/patients/lab-missing-details-config';

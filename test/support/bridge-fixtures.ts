@@ -8,7 +8,7 @@ import { dbTimestampOf } from '../../src/db/microsecond-timestamp.type.js';
 import { databaseName, ensureDatabaseExists, initOrm, migrateUp } from '../../src/db/orm.js';
 import { EntityCreationOutbox, LabMissingDetailsConfiguration } from '../../src/entities/index.js';
 import { testDatabaseUrl } from './env.js';
-import { newLabId } from './harness.js';
+import { newLabId } from './fixtures.js';
 
 export const PY2_TOKEN = 'development-py2-token';
 

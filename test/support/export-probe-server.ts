@@ -1,7 +1,7 @@
 import { buildApp } from '../../src/app.js';
 import { Database } from '../../src/db/database.js';
 import { initOrm } from '../../src/db/orm.js';
-import { testConfig } from './harness.js';
+import { testConfig } from './fixtures.js';
 
 /**
  * The real app in a process of its own, for measuring what one request costs it in memory. Run with

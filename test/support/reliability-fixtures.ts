@@ -1,8 +1,7 @@
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { appRouter } from '../../routers/app.router.js';
 import type { Database } from '../../src/db/database.js';
-import { FIELD } from './engine-fixtures.js';
-import { authHeader } from './harness.js';
+import { authHeader, FIELD } from './fixtures.js';
 
 /** Every tRPC procedure of the router, as `area.name`, with its kind. */
 export function trpcProcedures(): Map<string, 'query' | 'mutation' | 'subscription'> {

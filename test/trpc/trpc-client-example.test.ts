@@ -6,8 +6,14 @@ import {
   resolveOpenFieldsNamed,
   savePlaceholder,
 } from '../../examples/trpc-client.js';
-import { listen, seedOpenEmailRows } from '../support/ecosystem-fixtures.js';
-import { newLabId, startTestApp, type TestApp, tokenFor } from '../support/harness.js';
+import {
+  listen,
+  newLabId,
+  seedOpenEmailRows,
+  startTestApp,
+  type TestApp,
+  tokenFor,
+} from '../support/fixtures.js';
 
 const readJson = async (path: string) => JSON.parse(await readFile(new URL(path, import.meta.url), 'utf8'));
 

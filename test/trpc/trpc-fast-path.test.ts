@@ -8,8 +8,7 @@ import type { AppDeps } from '../../src/app-deps.js';
 import { Database } from '../../src/db/database.js';
 import { initOrm } from '../../src/db/orm.js';
 import { trpcHttp } from '../../src/trpc/trpc-http.plugin.js';
-import { seedOpenEmailRows } from '../support/ecosystem-fixtures.js';
-import { authHeader, newLabId, testConfig } from '../support/harness.js';
+import { authHeader, newLabId, seedOpenEmailRows, testConfig } from '../support/fixtures.js';
 
 /** How the body is framed (and which request it was) may differ; every other header must not. */
 const FRAMING = new Set(['content-length', 'transfer-encoding', 'date', 'connection', 'x-request-id']);
