@@ -69,11 +69,11 @@ export async function lockLabFields(
  * (after the patient's rows); the placeholder check runs it alone. One statement is one snapshot,
  * so the configs are exactly those of the state read with them.
  *
- * Every part selects the same columns (LAB_CONFIG_READ_COLUMNS), so the parts UNION and one row
- * type serves them all; `kind` says which part a row comes from.
+ * Every part selects the same columns (capture's row part ends with LAB_CONFIG_TAIL_NULLS), so the
+ * parts UNION and one row type serves them all; `kind` says which part a row comes from.
  */
 export interface LabConfigReadRow {
-  kind: 'row' | 'version' | 'config' | 'settings';
+  kind: 'row' | 'version' | 'config';
   id: number;
   bill_id: number | null;
   field_id: number;
@@ -92,7 +92,8 @@ export interface LabConfigReadRow {
   version: number | string | null;
   input_type: string;
   due_in_hours: number | null;
-  junk_detection: number;
+  /** The lab's settings on each config row; null when the lab never changed them. */
+  junk_detection: number | null;
   extra_junk_values: string;
 }
 
@@ -107,16 +108,18 @@ const STATE_PART = `SELECT 'version' AS kind, NULL AS id, NULL AS bill_id, NULL 
   NULL AS creation_object_id, ${LAB_CONFIG_STATE_SQL} AS version, ${LAB_CONFIG_TAIL_NULLS}`;
 
 /**
- * The configs and settings parts, read only when the state differs from `heldVersion`. A config's
- * placeholder entities are every entity ever traced for its field in the lab, under this config row
- * or an earlier one (disabled, or since changed): a bill saved with the first "Self pay (missing)"
- * still opens a row.
+ * The configs part, read only when the state differs from `heldVersion`: every config of the lab
+ * with its template, each placeholder entity, and the lab's settings (the same on every row; junk
+ * detection only ever applies to a field with a config). A config's placeholder entities are every
+ * entity ever traced for its field in the lab, under this config row or an earlier one (disabled,
+ * or since changed): a bill saved with the first "Self pay (missing)" still opens a row.
  */
-function configParts(labId: number, heldVersion: string): { sql: string; params: unknown[] } {
+function configPart(labId: number, heldVersion: string): { sql: string; params: unknown[] } {
   const sql = `
 UNION ALL
 SELECT 'config', c.\`id\`, NULL, c.\`field_id\`, NULL, c.\`field_value\`, NULL, NULL, NULL, t.\`name\`, t.\`module\`,
-  c.\`is_disabled\`, t.\`is_active\`, c.\`entity_object_id\`, e.\`object_id\`, NULL, t.\`input_type\`, c.\`due_in_hours\`, NULL, NULL
+  c.\`is_disabled\`, t.\`is_active\`, c.\`entity_object_id\`, e.\`object_id\`, NULL, t.\`input_type\`, c.\`due_in_hours\`,
+  s.\`junk_detection\`, s.\`extra_junk_values\`
 FROM \`LabMissingDetailsConfiguration\` c
 JOIN \`MissingDetailsTemplates\` t ON t.\`id\` = c.\`field_id\`
 LEFT JOIN (
@@ -125,23 +128,18 @@ LEFT JOIN (
   JOIN \`LabMissingDetailsConfiguration\` f ON f.\`id\` = x.\`config_id\` AND f.\`lab_id\` = x.\`lab_id\`
   WHERE x.\`lab_id\` = ?
 ) e ON e.\`field_id\` = c.\`field_id\`
-WHERE c.\`lab_id\` = ? AND ${LAB_CONFIG_STATE_SQL} <> ?
-UNION ALL
-SELECT 'settings', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-  s.\`junk_detection\`, s.\`extra_junk_values\`
-FROM \`md_lab_settings\` s
-WHERE s.\`lab_id\` = ? AND ${LAB_CONFIG_STATE_SQL} <> ?`;
-  const state = [labId, labId, labId];
-  return { sql, params: [labId, labId, ...state, heldVersion, labId, ...state, heldVersion] };
+LEFT JOIN \`md_lab_settings\` s ON s.\`lab_id\` = c.\`lab_id\`
+WHERE c.\`lab_id\` = ? AND ${LAB_CONFIG_STATE_SQL} <> ?`;
+  return { sql, params: [labId, labId, labId, labId, labId, heldVersion] };
 }
 
-/** The state part, then the config and settings parts (only when `withConfigs`). */
+/** The state part, then the configs part (only when `withConfigs`). */
 export function labConfigParts(
   labId: number,
   options: { withConfigs: boolean; heldVersion: string },
 ): { sql: string; params: unknown[] } {
   if (!options.withConfigs) return { sql: STATE_PART, params: [labId, labId, labId] };
-  const parts = configParts(labId, options.heldVersion);
+  const parts = configPart(labId, options.heldVersion);
   return { sql: `${STATE_PART}${parts.sql}`, params: [labId, labId, labId, ...parts.params] };
 }
 
@@ -161,9 +159,12 @@ export function splitLabConfigRead(
 ): LabConfigRead {
   const read: LabConfigRead = { version: '', configRows: [], settings: undefined };
   for (const row of rows) {
-    if (row.kind === 'config') read.configRows.push(row as unknown as LabConfigRow);
-    else if (row.kind === 'settings') read.settings = row;
-    else if (row.kind === 'version') read.version = String(row.version);
+    if (row.kind === 'config') {
+      read.configRows.push(row as unknown as LabConfigRow);
+      if (row.junk_detection !== null && !read.settings) {
+        read.settings = { junk_detection: row.junk_detection, extra_junk_values: row.extra_junk_values };
+      }
+    } else if (row.kind === 'version') read.version = String(row.version);
     else other?.(row);
   }
   return read;
