@@ -17,7 +17,9 @@ cache=${MD_CI_CACHE:-/var/cache/md-ci}
 base=docker.io/library/node:24-bookworm-slim
 minbase=localhost/md-ci/bookworm-minbase:latest
 image=localhost/missing-details-service:lane
-container=md-container-lane
+service=md-container-lane
+simulator=md-container-lane-simulator
+worker=md-container-lane-worker
 database=md_container_lane
 host_ca=/etc/ssl/certs/ca-certificates.crt
 # crun cannot start containers on these machines (cgroup hybrid mode), and podman's default ulimits
@@ -26,20 +28,19 @@ podman_() { podman --runtime runc "$@"; }
 ulimits=(--ulimit nofile=20000:20000 --ulimit nproc=32768:32768)
 
 work=$(mktemp -d)
-sim_pid=''
 cleanup() {
-  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null
-  podman rm -f -i "$container" >/dev/null 2>&1
+  podman rm -f -i "$simulator" "$service" "$worker" >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 fail() {
   echo "container lane: $*" >&2
-  if podman container exists "$container" 2>/dev/null; then
-    echo "--- container log (last 40 lines)" >&2
-    podman logs --tail 40 "$container" >&2 2>&1
-  fi
+  for name in "$simulator" "$service" "$worker"; do
+    podman container exists "$name" 2>/dev/null || continue
+    echo "--- $name log (last 30 lines)" >&2
+    podman logs --tail 30 "$name" >&2 2>&1
+  done
   echo "lane container: failed"
   exit 1
 }
@@ -61,7 +62,8 @@ fi
 command -v mariadb >/dev/null || fail "the mariadb client is missing (MariaDB must run on 127.0.0.1:3306)"
 mariadb -uroot -h127.0.0.1 --connect-timeout=3 -e 'SELECT 1' >/dev/null 2>&1 ||
   fail "MariaDB does not answer on 127.0.0.1:3306 as root"
-[ -x node_modules/.bin/tsx ] || fail "node_modules is missing: run npm ci first (the host runs the simulator and mints the token)"
+command -v node >/dev/null || fail "node is missing on the host"
+command -v curl >/dev/null || fail "curl is missing on the host"
 
 # --- compose.yaml: parses, has the four services, names only variables the service reads ----------
 python3 - <<'PY' || fail "compose.yaml is not valid (above)"
@@ -152,59 +154,79 @@ podman_ run --rm "${ulimits[@]}" --network none --no-healthcheck "$image" node -
     process.exit(1);
   }' || fail "the runtime stage is not production-only compiled JavaScript"
 
-# --- run it against the host's MariaDB and a simulator on the host -----------------------------------
+# --- run it: the simulator, the service and the worker, as compose.yaml does, on the host's network --
+# podman runs healthchecks from systemd timers, and CI machines have no systemd: every container runs
+# with --no-healthcheck and the image's HEALTHCHECK command runs once below with `podman exec`.
+run() { podman_ run -d --network host "${ulimits[@]}" --no-healthcheck "$@" >/dev/null; }
+free_port() { node -e 'const s = require("node:net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'; }
+wait_for_200() { # name url
+  local status=''
+  for _ in $(seq 1 600); do
+    status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$2")
+    [ "$status" = 200 ] && return 0
+    [ "$(podman inspect --format '{{.State.Running}}' "$1")" = true ] || break
+    sleep 0.1
+  done
+  fail "$2 answered ${status:-nothing} (not 200)"
+}
+stop_exits_0() { # name what
+  # podman stop sends the image's stop signal (SIGTERM) to PID 1, node itself, and waits.
+  local started exit_code
+  started=$(now)
+  podman stop -t 30 "$1" >/dev/null || fail "podman stop $1 failed"
+  exit_code=$(podman inspect --format '{{.State.ExitCode}}' "$1")
+  echo "timing: $2 SIGTERM to exit $(took "$started") s, exit code $exit_code"
+  [ "$exit_code" = 0 ] || fail "$2 exited $exit_code on SIGTERM, not 0"
+}
+
 mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $database" || fail "cannot drop $database"
-SIM_PY3_PORT=0 SIM_PY2_PORT=0 node_modules/.bin/tsx simulator/main.ts >"$work/sim.out" 2>&1 &
-sim_pid=$!
-for _ in $(seq 1 100); do grep -q '^PY-2 ' "$work/sim.out" && break; sleep 0.1; done
-py3_url=$(sed -n 's/^PY-3 //p' "$work/sim.out")
-py2_url=$(sed -n 's/^PY-2 //p' "$work/sim.out")
-[ -n "$py3_url" ] && [ -n "$py2_url" ] || { cat "$work/sim.out" >&2; fail "the legacy simulator did not start"; }
-
-port=$(node -e 'const s = require("node:net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+podman rm -f -i "$simulator" "$service" "$worker" >/dev/null 2>&1
 secret=$(node -e 'console.log(require("node:crypto").randomBytes(32).toString("hex"))')
-podman rm -f -i "$container" >/dev/null 2>&1
-started=$(now)
-# podman runs healthchecks from systemd timers, and CI machines have no systemd: the image's
-# HEALTHCHECK command runs once below with `podman exec` instead.
-podman_ run -d --name "$container" --network host "${ulimits[@]}" --no-healthcheck \
-  -e HOST=127.0.0.1 -e PORT="$port" \
-  -e DATABASE_URL="mysql://root@127.0.0.1:3306/$database" \
-  -e LEGACY_PY3_URL="$py3_url" -e LEGACY_PY2_URL="$py2_url" \
-  -e AUTH_JWT_SECRET="$secret" -e SHUTDOWN_GRACE_MS=1000 \
-  "$image" >/dev/null || fail "podman run failed"
+app_env=(-e HOST=127.0.0.1 -e "DATABASE_URL=mysql://root@127.0.0.1:3306/$database" -e "AUTH_JWT_SECRET=$secret")
 
+# The simulator (compose's command) on ephemeral ports; it prints its addresses.
+run --name "$simulator" -e SIM_PY3_PORT=0 -e SIM_PY2_PORT=0 "$image" node dist/simulator/main.js ||
+  fail "podman run of the simulator failed"
+for _ in $(seq 1 100); do podman logs "$simulator" 2>/dev/null | grep -q '^PY-2 ' && break; sleep 0.1; done
+py3_url=$(podman logs "$simulator" 2>/dev/null | sed -n 's/^PY-3 //p')
+py2_url=$(podman logs "$simulator" 2>/dev/null | sed -n 's/^PY-2 //p')
+[ -n "$py3_url" ] && [ -n "$py2_url" ] || fail "the legacy simulator did not start"
+
+# The service (the image's own command); it creates and migrates its database.
+port=$(free_port)
+started=$(now)
+run --name "$service" "${app_env[@]}" -e PORT="$port" -e LEGACY_PY3_URL="$py3_url" -e LEGACY_PY2_URL="$py2_url" \
+  -e BRIDGE_WORKER_ENABLED=false -e SHUTDOWN_GRACE_MS=1000 "$image" || fail "podman run of the service failed"
 base_url=http://127.0.0.1:$port
-status=''
-for _ in $(seq 1 600); do
-  status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$base_url/health")
-  [ "$status" = 200 ] && break
-  [ "$(podman inspect --format '{{.State.Running}}' "$container")" = true ] || break
-  sleep 0.1
-done
-[ "$status" = 200 ] || fail "/health answered ${status:-nothing} (not 200)"
-echo "timing: container start to /health 200 $(took "$started") s"
+wait_for_200 "$service" "$base_url/health"
+echo "timing: service start to /health 200 $(took "$started") s"
 mapfile -t health_cmd < <(podman image inspect --format '{{json .Config.Healthcheck.Test}}' "$image" |
   node -e 'const [kind, ...argv] = JSON.parse(require("node:fs").readFileSync(0, "utf8")); if (kind === "CMD") for (const a of argv) console.log(a)')
 [ ${#health_cmd[@]} -gt 0 ] || fail "the image's HEALTHCHECK is not an exec-form CMD"
-podman exec "$container" "${health_cmd[@]}" || fail "the image's HEALTHCHECK does not pass on a ready container"
+podman exec "$service" "${health_cmd[@]}" || fail "the image's HEALTHCHECK does not pass on a ready service"
 echo "HEALTHCHECK passes"
 
-token=$(AUTH_JWT_SECRET="$secret" node_modules/.bin/tsx src/cli/token.ts --lab 1 --user 7) || fail "npm run token failed"
+# A token from the image's own CLI (dist/src/cli/token.js, what `npm run token` runs).
+token=$(podman_ run --rm --network none "${ulimits[@]}" --no-healthcheck -e "AUTH_JWT_SECRET=$secret" "$image" \
+  node dist/src/cli/token.js --lab 1 --user 7) || fail "minting a token with the image failed"
 shim=$(curl -s --max-time 10 -w '\n%{http_code}' -H "Authorization: Bearer $token" \
   "$base_url/api-v3/registration/patients/missing-details-templates?module=bill")
 [ "${shim##*$'\n'}" = 200 ] && grep -q '"templates"' <<<"$shim" || fail "the shim call answered ${shim##*$'\n'}: ${shim%$'\n'*}"
 legacy=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "Authorization: Bearer $token" "$base_url/api-v3/reports")
-[ "$legacy" = 200 ] || fail "the proxied legacy call answered $legacy"
+[ "$legacy" = 200 ] || fail "the proxied legacy call (through to the simulator) answered $legacy"
 echo "shim call 200, proxied legacy call 200"
 
-# podman stop sends the image's stop signal (SIGTERM) to PID 1, node itself, and waits.
-started=$(now)
-podman stop -t 30 "$container" >/dev/null || fail "podman stop failed"
-exit_code=$(podman inspect --format '{{.State.ExitCode}}' "$container")
-echo "timing: SIGTERM to exit $(took "$started") s (SHUTDOWN_GRACE_MS=1000), exit code $exit_code"
-[ "$exit_code" = 0 ] || fail "the container exited $exit_code on SIGTERM, not 0"
-podman logs "$container" 2>&1 | grep -q '"msg":"stopped"' || fail "the service did not log its drain to the end"
+# The standalone worker (compose's command) on the migrated database.
+worker_port=$(free_port)
+run --name "$worker" "${app_env[@]}" -e WORKER_PORT="$worker_port" -e LEGACY_PY2_URL="$py2_url" "$image" \
+  node --import ./dist/src/tracing.js dist/legacy-bridge/main.js || fail "podman run of the worker failed"
+wait_for_200 "$worker" "http://127.0.0.1:$worker_port/health"
+echo "worker /health 200"
+
+stop_exits_0 "$service" "service (SHUTDOWN_GRACE_MS=1000)"
+podman logs "$service" 2>&1 | grep -q '"msg":"stopped"' || fail "the service did not log its drain to the end"
+stop_exits_0 "$worker" worker
+stop_exits_0 "$simulator" simulator
 
 mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1
 echo "lane container: ok"
