@@ -90,13 +90,16 @@ if podman image exists "$base"; then
   echo "base image $base present ($(podman image inspect --format '{{index .Labels "md-ci.stand-in"}}' "$base" | sed 's/^$/registry image/;s/^yes$/stand-in/'))"
 else
   rootfs=$cache/bookworm-minbase.tar
-  if [ ! -s "$rootfs" ]; then
+  if [ ! -f "$rootfs" ] || [ ! -s "$rootfs" ]; then
     echo "mmdebstrap: bookworm minbase root filesystem"
     sources=/etc/apt/sources.list.d/debian.sources
     [ -f "$sources" ] || sources=/etc/apt/sources.list
-    mmdebstrap --quiet --variant=minbase --include=ca-certificates bookworm "$rootfs.part" "$sources" >"$work/mmdebstrap.log" 2>&1 ||
+    # mmdebstrap picks its output format from the name: the partial file must end in .tar too.
+    partial=$cache/bookworm-minbase.partial.tar
+    rm -rf "$rootfs" "$partial"
+    mmdebstrap --quiet --variant=minbase --include=ca-certificates bookworm "$partial" "$sources" >"$work/mmdebstrap.log" 2>&1 ||
       { cat "$work/mmdebstrap.log" >&2; fail "mmdebstrap failed"; }
-    mv "$rootfs.part" "$rootfs"
+    mv "$partial" "$rootfs"
   fi
   podman image exists "$minbase" || podman import -q "$rootfs" "$minbase" >/dev/null || fail "podman import failed"
 
