@@ -156,6 +156,11 @@ podman_ run --rm "${ulimits[@]}" --network none --no-healthcheck "$image" node -
     console.error(`development packages ${dev} or TypeScript sources ${ts} in the image`);
     process.exit(1);
   }' || fail "the runtime stage is not production-only compiled JavaScript"
+# The tracing preload of the image's command starts the OpenTelemetry SDK from production packages alone.
+provider=$(podman_ run --rm "${ulimits[@]}" --network none --no-healthcheck -e OTEL_TRACES_EXPORTER=console -e AUTH_JWT_SECRET=lane "$image" \
+  node --import ./dist/src/tracing.js -e 'import("@opentelemetry/api").then((api) => console.log(api.trace.getTracerProvider().getDelegate().constructor.name))')
+[ "$provider" = TracerProvider ] || fail "the tracing preload did not start the SDK in the image (tracer provider: ${provider:-none})"
+echo "image: user node, HEALTHCHECK, production dependencies and JavaScript only, tracing preload starts"
 
 # --- run it: the simulator, the service and the worker, as compose.yaml does, on the host's network --
 # podman runs healthchecks from systemd timers, and CI machines have no systemd: every container runs
