@@ -58,7 +58,11 @@ FROM (
 WHERE g.\`rn\` = 1
 ON DUPLICATE KEY UPDATE \`lab_id\` = \`md_manual_resolutions\`.\`lab_id\``;
 
-/** The records written back as per-row records of the rows they still match (for the previous release). */
+/**
+ * The records written back as per-row records of the rows they still match (for the previous release). The
+ * update names the SELECT's columns rather than `VALUES(col)`, which MySQL deprecated (8.0.20) and whose
+ * replacement (`AS new`) MariaDB lacks: this form runs on both.
+ */
 export const COPY_RECORDS_BACK_PER_ROW = `INSERT INTO \`md_lab_field_resolutions\`
   (\`lab_missing_details_id\`, \`lab_id\`, \`org_id\`, \`reason_code\`, \`reason_note\`, \`resolved_at\`,
    \`resolved_by_lab_user_id\`, \`resolved_by_doctor_id\`)
@@ -69,10 +73,10 @@ JOIN \`LabMissingDetails\` d ON d.\`lab_id\` = m.\`lab_id\` AND d.\`is_resolved\
   AND d.\`resolved_at\` = m.\`resolved_at\`
   AND COALESCE(d.\`resolved_by_lab_user_id\`, 0) = m.\`resolved_by_lab_user_id\`
   AND COALESCE(d.\`resolved_by_doctor_id\`, 0) = m.\`resolved_by_doctor_id\`
-ON DUPLICATE KEY UPDATE \`org_id\` = VALUES(\`org_id\`), \`reason_code\` = VALUES(\`reason_code\`),
-  \`reason_note\` = VALUES(\`reason_note\`), \`resolved_at\` = VALUES(\`resolved_at\`),
-  \`resolved_by_lab_user_id\` = VALUES(\`resolved_by_lab_user_id\`),
-  \`resolved_by_doctor_id\` = VALUES(\`resolved_by_doctor_id\`)`;
+ON DUPLICATE KEY UPDATE \`org_id\` = d.\`org_id\`, \`reason_code\` = m.\`reason_code\`,
+  \`reason_note\` = m.\`reason_note\`, \`resolved_at\` = m.\`resolved_at\`,
+  \`resolved_by_lab_user_id\` = d.\`resolved_by_lab_user_id\`,
+  \`resolved_by_doctor_id\` = d.\`resolved_by_doctor_id\``;
 
 export class Migration20260105000000ManualResolutions extends Migration {
   async #tableExists(name: string): Promise<boolean> {

@@ -19,20 +19,22 @@ export interface ManualResolutionRecord {
 
 /**
  * Writes the record; a second call of the same resolver in the same lab with the same stamp replaces
- * the reason. `VALUES(col)` is deprecated on MySQL 8.0.20+ but still works there, and is the only
- * form MariaDB has.
+ * the reason. The update repeats the parameters rather than `VALUES(col)`, which MySQL deprecated
+ * (8.0.20) and whose replacement (`AS new`) MariaDB lacks: this form runs on both.
  */
 export async function upsertManualResolution(sql: SqlSession, record: ManualResolutionRecord): Promise<void> {
   await sql.execute(
     `INSERT INTO \`md_manual_resolutions\`
   (\`lab_id\`, \`resolved_at\`, \`resolved_by_lab_user_id\`, \`resolved_by_doctor_id\`, \`reason_code\`, \`reason_note\`)
 VALUES (?, ?, ?, ?, ?, ?)
-ON DUPLICATE KEY UPDATE \`reason_code\` = VALUES(\`reason_code\`), \`reason_note\` = VALUES(\`reason_note\`)`,
+ON DUPLICATE KEY UPDATE \`reason_code\` = ?, \`reason_note\` = ?`,
     [
       record.labId,
       record.resolvedAt,
       record.labUserId,
       record.doctorId,
+      record.reasonCode,
+      record.reasonNote,
       record.reasonCode,
       record.reasonNote,
     ],
