@@ -99,7 +99,7 @@ export interface ScopedRow {
 }
 
 /** The caller's scope on LabMissingDetails as `d`: their lab, and their organization when they have one. */
-function scopeOf(principal: Principal): { sql: string; values: number[] } {
+export function scopeOf(principal: Principal): { sql: string; values: number[] } {
   return principal.orgId === null
     ? { sql: 'd.lab_id = ?', values: [principal.labId] }
     : { sql: 'd.lab_id = ? AND d.org_id = ?', values: [principal.labId, principal.orgId] };

@@ -1,13 +1,7 @@
 import type { Principal } from '../auth/principal.js';
 import type { DbTimestamp } from '../db/microsecond-timestamp.type.js';
 import { type SessionSource, slicesOf, sqlSession } from '../db/sql-session.js';
-
-/** The caller's scope on LabMissingDetails as `d`: their lab, and their organization when they have one. */
-function scopeOf(principal: Principal): { sql: string; values: number[] } {
-  return principal.orgId === null
-    ? { sql: 'd.lab_id = ?', values: [principal.labId] }
-    : { sql: 'd.lab_id = ? AND d.org_id = ?', values: [principal.labId, principal.orgId] };
-}
+import { scopeOf } from './lab-fields.repository.js';
 
 const MICROS = "'%Y-%m-%d %H:%i:%s.%f'";
 
