@@ -2,7 +2,7 @@ import Fastify from 'fastify';
 import mysql from 'mysql2/promise';
 import type { Principal } from '../src/auth/principal.js';
 import { dbTimestampOf } from '../src/db/microsecond-timestamp.type.js';
-import { labFieldsPageQuery } from '../src/repositories/lab-fields.repository.js';
+import { type LabFieldRow, labFieldsPageQuery } from '../src/repositories/lab-fields.repository.js';
 import { decodeCursor, encodeCursor, isoFromDbTimestamp } from '../src/services/lab-fields.service.js';
 import { captureByHand, type HandCaptureInput } from './hand-capture.js';
 
@@ -19,24 +19,8 @@ const pool = mysql.createPool({
   decimalNumbers: true,
 });
 
-interface Row {
-  id: number | string;
-  user_details_id: number;
-  bill_id: number | null;
-  org_id: number | null;
-  field_id: number;
-  field_name: string;
-  field_value: string;
-  field_module: string;
-  is_resolved: number;
-  created_at_text: string;
-  resolved_at_text: string | null;
-  resolved_by_doctor_id: number | null;
-  resolved_by_lab_user_id: number | null;
-  detected_as: string | null;
-  assignee_user_id: number | null;
-  due_at_text: string | null;
-}
+/** A page row exactly as the service's repository types it (the same SELECT). */
+type Row = LabFieldRow;
 
 const principalOf = (labId: number, userId = 7): Principal => ({
   labId,
