@@ -10,6 +10,7 @@ import { REPO_ROOT } from '../support/service-process.js';
 const dockerfile = readFileSync(`${REPO_ROOT}Dockerfile`, 'utf8');
 const packageJson = JSON.parse(readFileSync(`${REPO_ROOT}package.json`, 'utf8')) as {
   scripts: Record<string, string>;
+  engines: { node: string };
 };
 /** The instructions of the last stage (the runtime image), continuation lines joined. */
 const runtimeStage =
@@ -49,5 +50,15 @@ describe('the Dockerfile', () => {
 
   it('never trusts a build machine certificate authority (only the CI stand-in base image does)', () => {
     expect(dockerfile).not.toContain('NODE_EXTRA_CA_CERTS');
+  });
+});
+
+describe('the supported runtime', () => {
+  it('is Node 24 LTS in .nvmrc, engines and every stage of the image', () => {
+    expect(readFileSync(`${REPO_ROOT}.nvmrc`, 'utf8').trim()).toBe('24');
+    expect(packageJson.engines.node.split('||')[0]?.trim()).toBe('^24.0.0');
+    const bases = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    expect(bases.length).toBeGreaterThan(1);
+    for (const base of bases) expect(base).toBe('node:24-bookworm-slim');
   });
 });
