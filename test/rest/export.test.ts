@@ -212,8 +212,8 @@ describe('GET /api-v3/account/missing-details/lab-fields/export.csv', () => {
 
 describe('exporting 100,000 rows', () => {
   interface Memory {
-    baseline: { heapUsed: number; rss: number };
-    peak: { heapUsed: number; rss: number };
+    baseline: { heapUsed: number; rss: number; arrayBuffers: number };
+    peak: { heapUsed: number; rss: number; arrayBuffers: number };
   }
   let probe: ChildProcess | undefined;
   let probePort: Promise<number>;
@@ -313,9 +313,17 @@ describe('exporting 100,000 rows', () => {
     expect(Math.max(...ids)).toBe(inserted.at(-1));
     expect(bytes).toBeGreaterThan(20_000_000);
     const heapGrowth = used.peak.heapUsed - used.baseline.heapUsed;
+    const bufferGrowth = used.peak.arrayBuffers - used.baseline.arrayBuffers;
     const rssGrowth = used.peak.rss - used.baseline.rss;
-    // Holding the result (or ignoring backpressure) would keep at least the file's size live.
+    // Holding the result (or ignoring backpressure) would keep at least the file's size live, as
+    // strings on the heap or as Buffers outside it.
     expect(heapGrowth, `heap grew ${heapGrowth} bytes for a ${bytes}-byte file`).toBeLessThan(bytes / 4);
-    expect(rssGrowth, `RSS grew ${rssGrowth} bytes for a ${bytes}-byte file`).toBeLessThan(bytes);
+    expect(bufferGrowth, `Buffers grew ${bufferGrowth} bytes for a ${bytes}-byte file`).toBeLessThan(
+      bytes / 4,
+    );
+    // RSS also keeps what the allocator was given back but has not returned to the system: on MySQL 9
+    // it grew 25 to 33 MB for this file while heap and Buffers grew under 2 MB, as on MariaDB. It is
+    // a gross check only.
+    expect(rssGrowth, `RSS grew ${rssGrowth} bytes for a ${bytes}-byte file`).toBeLessThan(2 * bytes);
   });
 });
