@@ -3,6 +3,7 @@ import type { MySqlDriver, EntityManager as SqlEntityManager } from '@mikro-orm/
 import { LabConfigCache } from '../engine/lab-config-cache.js';
 import { ServiceUnavailableError } from '../errors.js';
 import { pingDatabase } from '../repositories/database-health.repository.js';
+import { IdReadBatches } from './id-read-batches.js';
 import { sqlSession } from './sql-session.js';
 
 export type Em = SqlEntityManager<MySqlDriver>;
@@ -17,10 +18,15 @@ export type SqlReader = Pick<Em, 'getKnex' | 'getTransactionContext' | 'config' 
  * The service's handle on its database. The server listens before the database is reachable,
  * so the ORM arrives later; until then every request that needs it gets a 503.
  */
+/** Ids per combined flags read: a few full 200-item lists, well inside one indexed statement. */
+const MAX_COMBINED_FLAG_IDS = 1_000;
+
 export class Database {
   #orm: MikroORM<MySqlDriver> | undefined;
   /** This instance's copy of its labs' configs, checked against the database on every capture. */
   readonly labConfigs = new LabConfigCache();
+  /** Flagged answers' reads of open patients, combined per lab scope (src/services/flags.service.ts). */
+  readonly openPatientReads = new IdReadBatches(MAX_COMBINED_FLAG_IDS);
 
   constructor(orm?: MikroORM<MySqlDriver>) {
     this.#orm = orm;

@@ -1,5 +1,5 @@
 import { augmentedPath } from '../http/route-table.js';
-import { billFlags, patientFlags } from '../services/flags.service.js';
+import { billFlags, combinedPatientFlags } from '../services/flags.service.js';
 import { type ScannedList, scanList } from './json-flags.js';
 import {
   type AugmentInput,
@@ -48,7 +48,7 @@ export const flagRoutes: readonly LegacyAugmentation[] = [
 async function flagPatientRead(input: AugmentInput): Promise<AugmentOutcome> {
   const userDetailsId = positiveId(input.params[0]);
   if (!isPlainObject(input.answer) || userDetailsId === undefined) return untouched('unexpected_answer');
-  const flags = await patientFlags(input.deps.db.rootEm(), input.principal, [userDetailsId]);
+  const flags = await combinedPatientFlags(input.deps.db, input.principal, [userDetailsId]);
   return { kind: 'flag', hasMissingFields: flags.get(userDetailsId) ?? false };
 }
 
@@ -66,7 +66,7 @@ async function flagReportRead(input: AugmentInput): Promise<AugmentOutcome> {
   const { answer } = input;
   const userDetailsId = isPlainObject(answer) ? positiveId(answer.user_details_id) : undefined;
   if (userDetailsId === undefined) return untouched('unexpected_answer');
-  const flags = await patientFlags(input.deps.db.rootEm(), input.principal, [userDetailsId]);
+  const flags = await combinedPatientFlags(input.deps.db, input.principal, [userDetailsId]);
   return { kind: 'flag', hasMissingFields: flags.get(userDetailsId) ?? false };
 }
 
@@ -107,6 +107,6 @@ async function listedPatientFlags(
 ): Promise<Array<boolean | undefined> | undefined> {
   const ids = [...new Set(patients.filter((id): id is number => id !== undefined))];
   if (ids.length === 0) return undefined;
-  const flags = await patientFlags(deps.db.rootEm(), principal, ids);
+  const flags = await combinedPatientFlags(deps.db, principal, ids);
   return patients.map((id) => (id === undefined ? undefined : (flags.get(id) ?? false)));
 }

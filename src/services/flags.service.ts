@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
-import type { SqlReader } from '../db/database.js';
+import type { Database, SqlReader } from '../db/database.js';
 import { sqlSession } from '../db/sql-session.js';
 import { billsAndPatientsWithOpenRows, patientsWithOpenRows } from '../repositories/flags.repository.js';
 
@@ -47,6 +47,27 @@ export async function patientFlags(
   const ids = usableIds(userDetailsIds);
   if (ids.length === 0) return flags;
   for (const id of await patientsWithOpenRows(sqlSession(em), principal, ids)) flags.set(id, true);
+  return flags;
+}
+
+/**
+ * `patientFlags` for reads outside any transaction (the proxy's flagged legacy answers): concurrent
+ * calls of one lab scope share one statement (src/db/id-read-batches.ts), each answered from a read
+ * that started after it arrived.
+ */
+export async function combinedPatientFlags(
+  db: Database,
+  principal: Principal,
+  userDetailsIds: readonly number[],
+): Promise<Map<number, boolean>> {
+  const flags = new Map<number, boolean>(userDetailsIds.map((id) => [id, false]));
+  const ids = usableIds(userDetailsIds);
+  if (ids.length === 0) return flags;
+  const scopeKey = `${principal.labId}/${principal.orgId ?? '*'}`;
+  const open = await db.openPatientReads.read(scopeKey, ids, (union) =>
+    patientsWithOpenRows(sqlSession(db.rootEm()), principal, union),
+  );
+  for (const id of open) flags.set(id, true);
   return flags;
 }
 
