@@ -37,17 +37,25 @@ function usableIds(ids: readonly (number | null | undefined)[]): number[] {
   );
 }
 
-/** `has_missing_fields` per patient: any unresolved row (patient or bill fields). One query. */
-export async function patientFlags(
-  em: SqlReader,
-  principal: Principal,
+/** Each of `userDetailsIds` flagged when `readOpen` finds it among the usable ids; no read when none is. */
+async function patientFlagsFrom(
   userDetailsIds: readonly number[],
+  readOpen: (ids: number[]) => Promise<Iterable<number>>,
 ): Promise<Map<number, boolean>> {
   const flags = new Map<number, boolean>(userDetailsIds.map((id) => [id, false]));
   const ids = usableIds(userDetailsIds);
   if (ids.length === 0) return flags;
-  for (const id of await patientsWithOpenRows(sqlSession(em), principal, ids)) flags.set(id, true);
+  for (const id of await readOpen(ids)) flags.set(id, true);
   return flags;
+}
+
+/** `has_missing_fields` per patient: any unresolved row (patient or bill fields). One query. */
+export function patientFlags(
+  em: SqlReader,
+  principal: Principal,
+  userDetailsIds: readonly number[],
+): Promise<Map<number, boolean>> {
+  return patientFlagsFrom(userDetailsIds, (ids) => patientsWithOpenRows(sqlSession(em), principal, ids));
 }
 
 /**
@@ -55,20 +63,17 @@ export async function patientFlags(
  * calls of one lab scope share one statement (src/db/id-read-batches.ts), each answered from a read
  * that started after it arrived.
  */
-export async function combinedPatientFlags(
+export function combinedPatientFlags(
   db: Database,
   principal: Principal,
   userDetailsIds: readonly number[],
 ): Promise<Map<number, boolean>> {
-  const flags = new Map<number, boolean>(userDetailsIds.map((id) => [id, false]));
-  const ids = usableIds(userDetailsIds);
-  if (ids.length === 0) return flags;
   const scopeKey = `${principal.labId}/${principal.orgId ?? '*'}`;
-  const open = await db.openPatientReads.read(scopeKey, ids, (union) =>
-    patientsWithOpenRows(sqlSession(db.rootEm()), principal, union),
+  return patientFlagsFrom(userDetailsIds, (ids) =>
+    db.openPatientReads.read(scopeKey, ids, (union) =>
+      patientsWithOpenRows(sqlSession(db.rootEm()), principal, union),
+    ),
   );
-  for (const id of open) flags.set(id, true);
-  return flags;
 }
 
 export interface BillRef {
