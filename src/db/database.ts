@@ -18,15 +18,18 @@ export type SqlReader = Pick<Em, 'getKnex' | 'getTransactionContext' | 'config' 
  * The service's handle on its database. The server listens before the database is reachable,
  * so the ORM arrives later; until then every request that needs it gets a 503.
  */
-/** Ids per combined flags read: a few full 200-item lists, well inside one indexed statement. */
-const MAX_COMBINED_FLAG_IDS = 1_000;
+/**
+ * Combined flags reads: ids per read (a few full 200-item lists, well inside one indexed statement),
+ * and how long one may take before its callers answer unflagged and the next read goes ahead.
+ */
+const COMBINED_FLAG_READS = { maxIdsPerRead: 1_000, readTimeoutMs: 2_000 };
 
 export class Database {
   #orm: MikroORM<MySqlDriver> | undefined;
   /** This instance's copy of its labs' configs, checked against the database on every capture. */
   readonly labConfigs = new LabConfigCache();
   /** Flagged answers' reads of open patients, combined per lab scope (src/services/flags.service.ts). */
-  readonly openPatientReads = new IdReadBatches(MAX_COMBINED_FLAG_IDS);
+  readonly openPatientReads = new IdReadBatches(COMBINED_FLAG_READS);
 
   constructor(orm?: MikroORM<MySqlDriver>) {
     this.#orm = orm;

@@ -1,3 +1,5 @@
+import { ServiceUnavailableError } from '../errors.js';
+
 /** Reads which of a set of ids have something, for one scope (the flagged-answers query). */
 export type IdReader = (ids: number[]) => Promise<Iterable<number>>;
 
@@ -19,13 +21,19 @@ interface Waiter {
  *
  * Callers with the same scope key must pass equivalent readers (the same statement for the same
  * scope); a batch runs with its first caller's. Each caller gets only its own ids back.
+ *
+ * A read that has not answered within `readTimeoutMs` fails its callers with ServiceUnavailableError
+ * and the scope moves on to the next batch, so one stuck statement holds up only its own callers,
+ * never the scope's later ones.
  */
 export class IdReadBatches {
   readonly #waiting = new Map<string, Waiter[]>();
   readonly #maxIdsPerRead: number;
+  readonly #readTimeoutMs: number;
 
-  constructor(maxIdsPerRead: number) {
-    this.#maxIdsPerRead = maxIdsPerRead;
+  constructor(options: { maxIdsPerRead: number; readTimeoutMs: number }) {
+    this.#maxIdsPerRead = options.maxIdsPerRead;
+    this.#readTimeoutMs = options.readTimeoutMs;
   }
 
   /** The subset of `ids` that `reader` finds, read together with the scope's other waiting callers. */
@@ -47,7 +55,7 @@ export class IdReadBatches {
   async #run(scopeKey: string, batch: Waiter[]): Promise<void> {
     const union = [...new Set(batch.flatMap((waiter) => waiter.ids))];
     try {
-      const found = new Set(await batch[0]!.reader(union));
+      const found = new Set(await this.#withinTimeout(batch[0]!.reader(union)));
       for (const waiter of batch) waiter.resolve(new Set(waiter.ids.filter((id) => found.has(id))));
     } catch (error) {
       for (const waiter of batch) waiter.reject(error);
@@ -59,6 +67,20 @@ export class IdReadBatches {
     }
     const next = this.#takeBatch(waiting);
     void this.#run(scopeKey, next);
+  }
+
+  #withinTimeout<T>(read: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new ServiceUnavailableError(`The database did not answer within ${this.#readTimeoutMs} ms`)),
+        this.#readTimeoutMs,
+      );
+    });
+    // A read that answers after its deadline is dropped; its callers already have their error.
+    read.catch(() => undefined);
+    return Promise.race([read, late]).finally(() => clearTimeout(timer));
   }
 
   /** The longest prefix of `waiting` within the id limit (at least one caller), removed from it. */

@@ -57,7 +57,7 @@ describe('combined flag reads', () => {
       labId,
       ids.filter((_, i) => i % 2 === 0),
     );
-    const batches = new IdReadBatches(1_000);
+    const batches = new IdReadBatches({ maxIdsPerRead: 1_000, readTimeoutMs: 5_000 });
     const reads: number[][] = [];
     const reader = slowReader(labId, reads);
     const first = batches.read(`${labId}`, ids.slice(0, 1), reader);
@@ -75,7 +75,7 @@ describe('combined flag reads', () => {
   it('never answer a caller from a read that started before it arrived', async () => {
     const labId = newLabId();
     const [patient] = patients(1) as [number];
-    const batches = new IdReadBatches(1_000);
+    const batches = new IdReadBatches({ maxIdsPerRead: 1_000, readTimeoutMs: 5_000 });
     const reads: number[][] = [];
     const reader = slowReader(labId, reads);
     const before = batches.read(`${labId}`, [patient], reader);
@@ -91,7 +91,7 @@ describe('combined flag reads', () => {
   it('keep each read within the id limit, taking waiting callers in arrival order', async () => {
     const labId = newLabId();
     const ids = patients(7);
-    const batches = new IdReadBatches(3);
+    const batches = new IdReadBatches({ maxIdsPerRead: 3, readTimeoutMs: 5_000 });
     const reads: number[][] = [];
     const reader = slowReader(labId, reads, 100);
     const calls = [ids.slice(0, 1), ids.slice(1, 3), ids.slice(3, 4), ids.slice(4, 7)].map((group) =>
@@ -106,7 +106,7 @@ describe('combined flag reads', () => {
     const labId = newLabId();
     const [patient] = patients(1) as [number];
     await openRowsFor(labId, [patient]);
-    const batches = new IdReadBatches(1_000);
+    const batches = new IdReadBatches({ maxIdsPerRead: 1_000, readTimeoutMs: 5_000 });
     const failing: IdReader = async () => {
       await t.db.em().execute('SELECT SLEEP(0.2)');
       return t.db.em().execute('SELECT id FROM md_no_such_table');
@@ -117,6 +117,25 @@ describe('combined flag reads', () => {
     const next = batches.read(`${labId}`, [patient], slowReader(labId, [], 0));
     await failedExpectation;
     expect(await next).toEqual(new Set([patient]));
+  });
+
+  it('fail a read that does not answer in time, and read the callers behind it without waiting for it', async () => {
+    const labId = newLabId();
+    const [patient] = patients(1) as [number];
+    await openRowsFor(labId, [patient]);
+    const batches = new IdReadBatches({ maxIdsPerRead: 1_000, readTimeoutMs: 300 });
+    const stuck: IdReader = async () => {
+      await t.db.em().execute('SELECT SLEEP(3)');
+      return [patient];
+    };
+    const started = Date.now();
+    const late = batches.read(`${labId}`, [patient], stuck);
+    const lateExpectation = expect(late).rejects.toThrow(/did not answer within 300 ms/);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const next = batches.read(`${labId}`, [patient], slowReader(labId, [], 0));
+    await lateExpectation;
+    expect(await next).toEqual(new Set([patient]));
+    expect(Date.now() - started).toBeLessThan(2_500);
   });
 
   it("keep scopes apart: an organization's caller and a lab-wide caller at once each see their own scope", async () => {
