@@ -15,15 +15,15 @@ export type Em = SqlEntityManager<MySqlDriver>;
 export type SqlReader = Pick<Em, 'getKnex' | 'getTransactionContext' | 'config' | 'getPlatform'>;
 
 /**
- * The service's handle on its database. The server listens before the database is reachable,
- * so the ORM arrives later; until then every request that needs it gets a 503.
- */
-/**
  * Combined flags reads: ids per read (a few full 200-item lists, well inside one indexed statement),
  * and how long one may take before its callers answer unflagged and the next read goes ahead.
  */
 const COMBINED_FLAG_READS = { maxIdsPerRead: 1_000, readTimeoutMs: 2_000 };
 
+/**
+ * The service's handle on its database. The server listens before the database is reachable,
+ * so the ORM arrives later; until then every request that needs it gets a 503.
+ */
 export class Database {
   #orm: MikroORM<MySqlDriver> | undefined;
   /** This instance's copy of its labs' configs, checked against the database on every capture. */

@@ -121,8 +121,7 @@ export function resolverColumns(principal: Principal): { labUserId: number; doct
  * Records that the caller's rows stamped `resolvedAt` (already updated in `tx`) were resolved by hand, with
  * the reason when one was given: one record for the whole call, whatever the number of rows (see migration
  * 20260105000000-manual-resolutions). A second call of the same resolver in the same lab with the same
- * stamp replaces the reason. The update repeats the parameters rather than `VALUES(col)`, which MySQL
- * deprecated (8.0.20) and whose replacement (`AS new`) MariaDB lacks: this form runs on both.
+ * stamp replaces the reason (upsertManualResolution, resolutions.repository.ts).
  */
 export async function recordManualResolution(
   tx: Em,

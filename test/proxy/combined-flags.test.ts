@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdReadBatches, type IdReader } from '../../src/db/id-read-batches.js';
 import { sqlSession } from '../../src/db/sql-session.js';
@@ -61,7 +62,7 @@ describe('combined flag reads', () => {
     const reads: number[][] = [];
     const reader = slowReader(labId, reads);
     const first = batches.read(`${labId}`, ids.slice(0, 1), reader);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
     const groups = [ids.slice(1, 3), ids.slice(3, 6), ids.slice(6, 11), ids.slice(1, 2)];
     const later = await Promise.all(groups.map((group) => batches.read(`${labId}`, group, reader)));
 
@@ -79,7 +80,7 @@ describe('combined flag reads', () => {
     const reads: number[][] = [];
     const reader = slowReader(labId, reads);
     const before = batches.read(`${labId}`, [patient], reader);
-    await new Promise((resolve) => setTimeout(resolve, 100)); // the first read answered and is held
+    await sleep(100); // the first read answered and is held
     await openRowsFor(labId, [patient]);
     const after = batches.read(`${labId}`, [patient], reader);
 
@@ -113,7 +114,7 @@ describe('combined flag reads', () => {
     };
     const failed = batches.read(`${labId}`, [patient], failing);
     const failedExpectation = expect(failed).rejects.toThrow(/md_no_such_table/);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
     const next = batches.read(`${labId}`, [patient], slowReader(labId, [], 0));
     await failedExpectation;
     expect(await next).toEqual(new Set([patient]));
@@ -131,7 +132,7 @@ describe('combined flag reads', () => {
     const started = Date.now();
     const late = batches.read(`${labId}`, [patient], stuck);
     const lateExpectation = expect(late).rejects.toThrow(/did not answer within 300 ms/);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
     const next = batches.read(`${labId}`, [patient], slowReader(labId, [], 0));
     await lateExpectation;
     expect(await next).toEqual(new Set([patient]));
