@@ -1,6 +1,4 @@
 import type { LoadHook } from 'node:module';
-import type { FieldMapping } from '../src/engine/field-map.js';
-import { fieldMapAppendix } from './bench-fields.js';
 
 /**
  * Module hooks (run in the loader thread): appends the benchmark's rows to src/engine/field-map.ts as
@@ -8,8 +6,8 @@ import { fieldMapAppendix } from './bench-fields.js';
  */
 let appendix = '';
 
-export function initialize(data: { mappings: FieldMapping[] }): void {
-  appendix = fieldMapAppendix(data.mappings);
+export function initialize(data: { appendix: string }): void {
+  appendix = data.appendix;
 }
 
 export const load: LoadHook = async (url, context, nextLoad) => {

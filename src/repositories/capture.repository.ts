@@ -42,16 +42,15 @@ function toPatientRow(row: LabConfigReadRow): PatientRow {
 }
 
 /**
- * The engine's one read, in one statement so that it costs one round trip however the cache
- * stands: the unresolved rows of the patient (for a bill: of the bill and the patient's own
- * fields) with their templates, which also serve hasMissingFields, and on a replay the rows
- * changed after the original save; then the lab's config state and, unless `heldVersion` is that
- * state (or `withConfigs` is false), its configs and settings (labConfigParts, lab-config.repository.ts).
+ * The engine's read, in one statement: the unresolved rows of the patient (for a bill: of the bill
+ * and the patient's own fields) with their templates, which also serve hasMissingFields, and on a
+ * replay the rows changed after the original save; then the lab's config state and, with
+ * `withConfigs`, its configs and settings (labConfigParts, lab-config.repository.ts).
  */
 export async function readForCapture(
   sql: SqlSession,
   scope: CaptureScope,
-  configs: { withConfigs: boolean; heldVersion: string },
+  configs: { withConfigs: boolean },
 ): Promise<CaptureRead> {
   const { labId, capturedAt } = scope;
   const params: unknown[] = [];
@@ -69,7 +68,7 @@ export async function readForCapture(
     billScope = ' AND (d.`bill_id` = ? OR d.`bill_id` IS NULL)';
     params.push(scope.billId);
   }
-  const labConfig = labConfigParts(labId, configs);
+  const labConfig = labConfigParts(labId, { withConfigs: configs.withConfigs, heldVersion: '' });
   const result = await sql.query<LabConfigReadRow>(
     `SELECT 'row' AS kind, d.\`id\`, d.\`bill_id\`, d.\`field_id\`, d.\`config_id\`, d.\`field_value\`, d.\`org_id\`,
   d.\`is_resolved\`, ${newer} AS newer, t.\`name\` AS template_name, t.\`module\` AS template_module,

@@ -1,4 +1,4 @@
-import { type SessionSource, sqlSession } from '../db/sql-session.js';
+import { type SessionSource, type SqlSession, sqlSession } from '../db/sql-session.js';
 import type { LabConfigRow, LabSettingsRow } from '../engine/lab-config-cache.js';
 
 /**
@@ -65,9 +65,10 @@ export async function lockLabFields(
 /**
  * The read of what a lab's captures compare against: its config state (version and fingerprint),
  * and, unless the caller already holds that state, every config of the lab with its template and
- * placeholder entities, and the lab's settings. Capture runs it as parts of its one statement
- * (after the patient's rows); the placeholder check runs it alone. One statement is one snapshot,
- * so the configs are exactly those of the state read with them.
+ * placeholder entities, and the lab's settings. Capture sends the parts after the patient's rows
+ * (the configs only when it holds none; when its held state turns out stale, it reads them alone in a
+ * second statement); the placeholder check sends them alone. One statement is one snapshot, so the
+ * configs are exactly those of the state read with them.
  *
  * Every part selects the same columns (capture's row part ends with LAB_CONFIG_TAIL_NULLS), so the
  * parts UNION and one row type serves them all; `kind` says which part a row comes from.
@@ -108,11 +109,12 @@ const STATE_PART = `SELECT 'version' AS kind, NULL AS id, NULL AS bill_id, NULL 
   NULL AS creation_object_id, ${LAB_CONFIG_STATE_SQL} AS version, ${LAB_CONFIG_TAIL_NULLS}`;
 
 /**
- * The configs part, read only when the state differs from `heldVersion`: every config of the lab
- * with its template, each placeholder entity, and the lab's settings (the same on every row; junk
- * detection only ever applies to a field with a config). A config's placeholder entities are every
- * entity ever traced for its field in the lab, under this config row or an earlier one (disabled,
- * or since changed): a bill saved with the first "Self pay (missing)" still opens a row.
+ * The configs part, read only when the state differs from `heldVersion` (always when that is
+ * empty): every config of the lab with its template, each placeholder entity, and the lab's
+ * settings (the same on every row; junk detection only ever applies to a field with a config). A
+ * config's placeholder entities are every entity ever traced for its field in the lab, under this
+ * config row or an earlier one (disabled, or since changed): a bill saved with the first "Self pay
+ * (missing)" still opens a row.
  */
 function configPart(labId: number, heldVersion: string): { sql: string; params: unknown[] } {
   const sql = `
@@ -129,8 +131,13 @@ LEFT JOIN (
   WHERE x.\`lab_id\` = ?
 ) e ON e.\`field_id\` = c.\`field_id\`
 LEFT JOIN \`md_lab_settings\` s ON s.\`lab_id\` = c.\`lab_id\`
-WHERE c.\`lab_id\` = ? AND ${LAB_CONFIG_STATE_SQL} <> ?`;
-  return { sql, params: [labId, labId, labId, labId, labId, heldVersion] };
+WHERE c.\`lab_id\` = ?`;
+  // A caller that holds no state gets the configs without the state computed a second time.
+  if (heldVersion === '') return { sql, params: [labId, labId] };
+  return {
+    sql: `${sql} AND ${LAB_CONFIG_STATE_SQL} <> ?`,
+    params: [labId, labId, labId, labId, labId, heldVersion],
+  };
 }
 
 /** The state part, then the configs part (only when `withConfigs`). */
@@ -171,11 +178,20 @@ export function splitLabConfigRead(
 }
 
 /** The lab's config state alone, with its configs and settings when `heldVersion` is stale: one statement. */
-export async function readLabConfigState(
+export function readLabConfigState(
   em: SessionSource,
   labId: number,
   heldVersion: string,
 ): Promise<LabConfigRead> {
+  return readLabConfigs(sqlSession(em), labId, heldVersion);
+}
+
+/** `readLabConfigState` on a session (inside a capture's transaction). */
+export async function readLabConfigs(
+  sql: SqlSession,
+  labId: number,
+  heldVersion: string,
+): Promise<LabConfigRead> {
   const parts = labConfigParts(labId, { withConfigs: true, heldVersion });
-  return splitLabConfigRead(await sqlSession(em).query<LabConfigReadRow>(parts.sql, parts.params));
+  return splitLabConfigRead(await sql.query<LabConfigReadRow>(parts.sql, parts.params));
 }

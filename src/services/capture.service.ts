@@ -12,7 +12,12 @@ import { inTransaction, type SqlSession, sqlSession } from '../db/sql-session.js
 import { carriesAField, decideCapture, type Save, stillMissing, visibleTo } from '../engine/capture-rules.js';
 import { onlyMappedValues } from '../engine/field-map.js';
 import { utcDay } from '../engine/junk-values.js';
-import { type LabConfigCache, LabConfigs, NO_CONFIGS } from '../engine/lab-config-cache.js';
+import {
+  type CachedLabConfigs,
+  type LabConfigCache,
+  LabConfigs,
+  NO_CONFIGS,
+} from '../engine/lab-config-cache.js';
 import { ForbiddenError, toAppError, ValidationError } from '../errors.js';
 import { metricsRegistry } from '../metrics.js';
 import {
@@ -22,6 +27,7 @@ import {
   resolveOpenRows,
 } from '../repositories/capture.repository.js';
 import { insertStoredCaptures } from '../repositories/capture-outbox.repository.js';
+import { type LabConfigRead, readLabConfigs } from '../repositories/lab-config.repository.js';
 import { type FieldModule, MODULES } from './templates.service.js';
 
 /** One save of a patient (module `patient`) or a bill (module `bill`), keyed like the legacy bodies. */
@@ -113,8 +119,9 @@ function checkInput(input: CaptureInput): void {
 
 /**
  * The runtime engine: opens and resolves LabMissingDetails rows for one save (contract: "The
- * runtime engine"). One read, one set-based update and one multi-row insert; nothing is written
- * when nothing changed. Run it inside a transaction (see `captureInTransaction`).
+ * runtime engine"). One read (two on the first capture after the lab's configs changed), one
+ * set-based update and one multi-row insert; nothing is written when nothing changed. Run it inside
+ * a transaction (see `captureInTransaction`).
  */
 export async function capture(
   em: Em,
@@ -155,12 +162,9 @@ async function captureOn(
       billId: input.billId,
       capturedAt: options.capturedAt,
     },
-    { withConfigs, heldVersion: held?.version ?? '' },
+    { withConfigs: withConfigs && held === undefined },
   );
-  let configs = NO_CONFIGS;
-  if (withConfigs) {
-    configs = cache ? cache.adopt(labId, held, read) : new LabConfigs(read.configRows, read.settings);
-  }
+  const configs = withConfigs ? await configsAsOf(sql, labId, cache, held, read) : NO_CONFIGS;
   const visible = visibleTo(principal.orgId);
   const rows = read.rows.filter((row) => visible(row.orgId));
   const decision = decideCapture(save, configs, rows);
@@ -192,6 +196,26 @@ async function captureOn(
       ? await moveOpenRowsToOrganization(sql, labId, decision.move, input.orgId, now)
       : 0;
   return { opened, resolved, hasMissingFields: stillMissing(save, principal.orgId, rows, decision, moved) };
+}
+
+/**
+ * The lab's configs for a capture whose read came back with `read`: the held ones while the lab's
+ * state is the one they were read under (the steady state: the read carried no configs, which made
+ * it cheaper by a third), else those read with the state. After a config change the first capture
+ * on each instance reads them with a second statement (`readLabConfigs`, the state again with them):
+ * the rows and the configs then come from two snapshots of one transaction, as for any capture
+ * racing that change.
+ */
+async function configsAsOf(
+  sql: SqlSession,
+  labId: number,
+  cache: LabConfigCache | undefined,
+  held: CachedLabConfigs | undefined,
+  read: LabConfigRead,
+): Promise<LabConfigs> {
+  if (!cache) return new LabConfigs(read.configRows, read.settings);
+  if (held === undefined || held.version === read.version) return cache.adopt(labId, held, read);
+  return cache.adopt(labId, held, await readLabConfigs(sql, labId, ''));
 }
 
 /**

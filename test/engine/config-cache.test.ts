@@ -9,8 +9,8 @@ import {
   authHeader,
   FIELD,
   newLabId,
+  sentStatements,
   startTestApp,
-  statementsDuring,
   type TestApp,
 } from '../support/fixtures.js';
 
@@ -72,6 +72,9 @@ async function setPlaceholderWithoutBump(on: TestApp, labId: number, value: stri
     .execute('UPDATE LabMissingDetailsConfiguration SET field_value = ? WHERE lab_id = ?', [value, labId]);
 }
 
+/** A statement that reads the lab's configs (the configs part of lab-config.repository.ts). */
+const readsConfigs = (sql: string) => sql.includes('FROM `LabMissingDetailsConfiguration` c');
+
 describe('the per-lab config cache', () => {
   it('uses a config saved through one instance in the other instance’s next capture', async () => {
     const labId = newLabId();
@@ -127,15 +130,40 @@ describe('the per-lab config cache', () => {
     const labId = newLabId();
     await saveConfigs(a, labId, [{ fieldId: FIELD.address, fieldValue: 'NA' }]);
     expect((await capturePatient(b, labId, 1, { address: 'NA' })).opened).toBe(1);
-    const warm = await statementsDuring(b.db, () => capturePatient(b, labId, 11, { mobile: '98' }));
+    const warm = await sentStatements(() => capturePatient(b, labId, 11, { mobile: '98' }));
 
     await setPlaceholderWithoutBump(a, labId, 'Unknown');
     expect((await capturePatient(b, labId, 2, { address: 'Unknown' })).opened).toBe(1);
     expect((await capturePatient(a, labId, 3, { address: 'Unknown' })).opened).toBe(1);
     expect((await capturePatient(b, labId, 4, { address: 'NA' })).opened).toBe(0);
-    expect(await statementsDuring(b.db, () => capturePatient(b, labId, 12, { mobile: '98' }))).toHaveLength(
+    expect(await sentStatements(() => capturePatient(b, labId, 12, { mobile: '98' }))).toHaveLength(
       warm.length,
     );
+  });
+
+  it('reads the configs only when the lab’s state has moved: in the read of a cold capture, in one statement more after a change, never while warm', async () => {
+    const labId = newLabId();
+    await saveConfigs(a, labId, [{ fieldId: FIELD.address, fieldValue: 'NA' }]);
+    const opened: number[] = [];
+    const capture = async (userDetailsId: number, address: string) =>
+      sentStatements(async () =>
+        opened.push((await capturePatient(b, labId, userDetailsId, { address })).opened),
+      );
+
+    const cold = await capture(1, 'NA');
+    const warm = await capture(2, 'NA');
+    await setPlaceholderWithoutBump(a, labId, 'Unknown');
+    const afterChange = await capture(3, 'Unknown');
+    const warmAgain = await capture(4, 'Unknown');
+
+    expect(opened).toEqual([1, 1, 1, 1]);
+    expect(cold.filter(readsConfigs)).toHaveLength(1);
+    expect(cold).toHaveLength(warm.length);
+    expect(warm.filter(readsConfigs)).toHaveLength(0);
+    expect(afterChange.filter(readsConfigs)).toHaveLength(1);
+    expect(afterChange).toHaveLength(warm.length + 1);
+    expect(warmAgain.filter(readsConfigs)).toHaveLength(0);
+    expect(warmAgain).toHaveLength(warm.length);
   });
 
   it('honors an entity trace that legacy PY-2 wrote itself, on every instance', async () => {

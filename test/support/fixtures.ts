@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { tracingChannel } from 'node:diagnostics_channel';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import mysql from 'mysql2/promise';
@@ -105,6 +106,31 @@ export async function statementsDuring(db: Database, call: () => Promise<unknown
     await call();
   } finally {
     logger.logQuery = original;
+  }
+  return statements;
+}
+
+/**
+ * Every statement mysql2 sends in this process while `call` runs, transactions included (BEGIN,
+ * COMMIT and the repositories' SQL inside `inTransaction`, which the ORM's logger never sees), read
+ * from mysql2's diagnostics channels. Nothing else in the test process may touch the database meanwhile.
+ */
+export async function sentStatements(call: () => Promise<unknown>): Promise<string[]> {
+  const statements: string[] = [];
+  const ignore = () => undefined;
+  const record = {
+    start: (message: unknown) => statements.push(String((message as { query?: unknown }).query ?? '')),
+    end: ignore,
+    asyncStart: ignore,
+    asyncEnd: ignore,
+    error: ignore,
+  };
+  const channels = [tracingChannel('mysql2:query'), tracingChannel('mysql2:execute')];
+  for (const channel of channels) channel.subscribe(record);
+  try {
+    await call();
+  } finally {
+    for (const channel of channels) channel.unsubscribe(record);
   }
   return statements;
 }
