@@ -46,8 +46,9 @@ interface ConnectionLender {
   releaseConnection(connection: PooledConnection): Promise<void>;
 }
 
-function lenderOf(em: SessionSource): ConnectionLender {
-  return em.getKnex().client as unknown as ConnectionLender;
+function lenderOf(source: SessionSource | Knex.Transaction): ConnectionLender {
+  const knex = 'getKnex' in source ? source.getKnex() : source;
+  return knex.client as unknown as ConnectionLender;
 }
 
 function send(connection: PooledConnection, sql: string, params: readonly unknown[] = []): Promise<unknown> {
@@ -86,19 +87,23 @@ async function onPooledConnection(
   }
 }
 
-/** One statement on the connection of the ORM transaction `em` is in. */
+/**
+ * One statement on the connection of the ORM transaction `em` is in, sent to mysql2 as every other
+ * path sends it. Through knex's `raw` instead, knex re-scanned and re-wrote the statement for every
+ * binding before mysql2 formatted it again: a fifth of the service's CPU in a 5,000-id bulk resolve.
+ */
 async function inOrmTransaction(
   em: SessionSource,
   transaction: Knex.Transaction,
   sql: string,
   params: readonly unknown[],
 ): Promise<unknown> {
+  // As knex refuses it: a statement after the commit or rollback would run outside the transaction.
+  if (transaction.isCompleted()) throw new Error('Transaction query already complete');
   try {
-    const [result] = (await transaction.raw(sql, params as readonly Knex.RawBinding[])) as unknown as [
-      unknown,
-      unknown,
-    ];
-    return result;
+    // A transaction's client lends only the transaction's own connection.
+    const connection = await lenderOf(transaction).acquireConnection();
+    return await send(connection, sql, params);
   } catch (error) {
     throw converted(em, error);
   }

@@ -57,6 +57,25 @@ describe("a session's query", () => {
     expect(await selectRows(t.db.rootEm(), sql, params)).toHaveLength(0);
   });
 
+  it("writes inside the caller's transaction with the caller's values, and refuses a statement once it has committed", async () => {
+    const labId = newLabId();
+    const { sql, params } = labFieldsPageQuery(principal(labId), { isResolved: false, limit: 5 });
+    let session: ReturnType<typeof sqlSession> | undefined;
+    await t.db.em().transactional(async (tx) => {
+      session = sqlSession(tx);
+      const written = await session.execute(
+        `INSERT INTO LabMissingDetails (lab_id, user_details_id, field_id, field_name, field_value, field_module,
+           is_resolved, created_at, updated_at) VALUES (?, ?, 1, 'email', ?, 'patient', 0, ?, ?)`,
+        [labId, 22, 'noemail@lab.in', new Date(), new Date()],
+      );
+      expect(written.affectedRows).toBe(1);
+    });
+    expect(await selectRows(t.db.rootEm(), sql, params)).toMatchObject([
+      { user_details_id: 22, field_value: 'noemail@lab.in' },
+    ]);
+    await expect(session!.query(sql, params)).rejects.toThrow(/complete/);
+  });
+
   it('rejects with the driver error, which the error table maps like any other', async () => {
     const failure = await selectRows(t.db.rootEm(), 'SELECT nope FROM nowhere_at_all', []).catch((e) => e);
     expect(failure).toMatchObject({ code: 'ER_NO_SUCH_TABLE' });
