@@ -177,16 +177,10 @@ export function splitLabConfigRead(
   return read;
 }
 
-/** The lab's config state alone, with its configs and settings when `heldVersion` is stale: one statement. */
-export function readLabConfigState(
-  em: SessionSource,
-  labId: number,
-  heldVersion: string,
-): Promise<LabConfigRead> {
-  return readLabConfigs(sqlSession(em), labId, heldVersion);
-}
-
-/** `readLabConfigState` on a session (inside a capture's transaction). */
+/**
+ * The lab's config state alone, with its configs and settings when `heldVersion` is stale (always
+ * when it is empty): one statement. The placeholder check's read, and a capture's second one.
+ */
 export async function readLabConfigs(
   sql: SqlSession,
   labId: number,

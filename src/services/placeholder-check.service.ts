@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Database } from '../db/database.js';
+import { sqlSession } from '../db/sql-session.js';
 import { FIELD_MAP } from '../engine/field-map.js';
 import { utcDay } from '../engine/junk-values.js';
 import type { LabConfigs } from '../engine/lab-config-cache.js';
 import { equalsPlaceholder, toComparable } from '../engine/value-mapper.js';
-import { readLabConfigState } from '../repositories/lab-config.repository.js';
+import { readLabConfigs } from '../repositories/lab-config.repository.js';
 import { knownFieldName } from './lab-settings.service.js';
 
 export const PLACEHOLDER_CHECK_MAX_VALUES = 100;
@@ -81,7 +82,7 @@ export async function checkPlaceholders(
 ): Promise<PlaceholderCheckResult[]> {
   const labId = principal.labId;
   const held = db.labConfigs.lookup(labId);
-  const read = await readLabConfigState(db.rootEm(), labId, held?.version ?? '');
+  const read = await readLabConfigs(sqlSession(db.rootEm()), labId, held?.version ?? '');
   const configs = db.labConfigs.adopt(labId, held, read);
   const today = utcDay(now);
   return input.values.map(({ fieldName, value }) => {
