@@ -3,6 +3,7 @@ import type { Principal } from '../auth/principal.js';
 import type { Database, SqlReader } from '../db/database.js';
 import { sqlSession } from '../db/sql-session.js';
 import { billsAndPatientsWithOpenRows, patientsWithOpenRows } from '../repositories/flags.repository.js';
+import { namingRepeatedIds } from './lab-fields.service.js';
 
 const MAX_ID = 2_147_483_647;
 
@@ -13,14 +14,7 @@ export const flagIdsInput = z
       .array(z.number().int().positive().max(MAX_ID))
       .min(1)
       .max(1000)
-      .superRefine((ids, ctx) => {
-        const seen = new Set<number>();
-        ids.forEach((id, index) => {
-          if (seen.has(id))
-            ctx.addIssue({ code: 'custom', path: [index], message: `id ${id} is listed twice` });
-          seen.add(id);
-        });
-      }),
+      .superRefine(namingRepeatedIds((id) => `id ${id} is listed twice`)),
   })
   .strict();
 export type FlagIdsInput = z.infer<typeof flagIdsInput>;
