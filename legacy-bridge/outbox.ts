@@ -2,6 +2,7 @@ import { IsolationLevel } from '@mikro-orm/core';
 import type { Em } from '../src/db/database.js';
 import { sqlSession } from '../src/db/sql-session.js';
 import {
+  anyCreationDue,
   type ClaimedCreationRow,
   countPendingCreations,
   lockDueCreationIds,
@@ -83,6 +84,7 @@ export interface ClaimOptions {
  */
 export async function claimDueCreations(em: Em, options: ClaimOptions): Promise<ClaimedCreation[]> {
   if (options.limit <= 0) return [];
+  if (!(await anyCreationDue(sqlSession(em), options.now))) return [];
   const claimExpiresAt = new Date(options.now.getTime() + options.claimTtlMs);
   return em.transactional(
     async (tx) => {

@@ -55,6 +55,15 @@ export interface DueCaptureRow {
  * Claims up to `batchSize` due captures, oldest due first, for the rest of the transaction. SKIP
  * LOCKED: any number of retriers share the table, each taking rows no other holds.
  */
+/** Whether any stored capture is due, read without a lock or a transaction (an idle poll's one statement). */
+export async function anyCaptureDue(sql: SqlSession, now: Date): Promise<boolean> {
+  const due = await sql.query(
+    "SELECT 1 FROM `md_capture_outbox` WHERE `status` = 'pending' AND `next_attempt_at` <= ? LIMIT 1",
+    [now],
+  );
+  return due.length > 0;
+}
+
 export function claimDueCaptures(sql: SqlSession, now: Date, batchSize: number): Promise<DueCaptureRow[]> {
   return sql.query<DueCaptureRow>(
     `SELECT \`id\`, \`principal_user_id\`, \`principal_role\`, \`principal_org_id\`, \`lab_id\`, \`input\`,

@@ -26,6 +26,18 @@ export interface ClaimedCreationRow {
   requested_by_doctor_id: number | null;
 }
 
+/**
+ * Whether any creation is due, read without a lock or a transaction: an idle poll of every instance
+ * costs one plain SELECT instead of a locking transaction (and opens no ORM transaction context).
+ */
+export async function anyCreationDue(sql: SqlSession, now: Date): Promise<boolean> {
+  const due = await sql.query(
+    `SELECT 1 FROM ${TABLE} WHERE status = 'queued' AND next_attempt_at <= ? LIMIT 1`,
+    [now],
+  );
+  return due.length > 0;
+}
+
 /** Locks up to `limit` due creations no other worker holds (SKIP LOCKED); answers their ids. */
 export async function lockDueCreationIds(sql: SqlSession, now: Date, limit: number): Promise<number[]> {
   const due = await sql.query<{ id: number | string }>(

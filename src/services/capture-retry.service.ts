@@ -12,6 +12,7 @@ import type { Database } from '../db/database.js';
 import { type SqlSession, sqlSession } from '../db/sql-session.js';
 import { toAppError, ValidationError } from '../errors.js';
 import {
+  anyCaptureDue,
   claimDueCaptures,
   type DueCaptureRow,
   markCaptureFailed,
@@ -193,6 +194,7 @@ export class CaptureRetrier implements BackgroundTask {
   /** Claims due captures and replays them; each lands (and is marked) or gets its next attempt time. */
   async replayDue(now = new Date()): Promise<{ landed: number; failed: number }> {
     const { db, logger, batchSize, maxBackoffMs } = this.#options;
+    if (!(await anyCaptureDue(sqlSession(db.em()), now))) return { landed: 0, failed: 0 };
     return db.em().transactional(
       async (tx) => {
         const sql = sqlSession(tx);

@@ -22,6 +22,7 @@ import {
   traceSummary,
   waitFor,
 } from '../support/bridge-fixtures.js';
+import { sentStatements } from '../support/fixtures.js';
 
 let db: Database;
 let sim: LegacySimulator;
@@ -240,6 +241,14 @@ describe('the legacy bridge worker', () => {
     });
     expect(late).toBe(false);
     await expectDeliveredOnce([creation!]);
+  });
+
+  it('polls with one plain read and no transaction while nothing is due', async () => {
+    // Nothing is due before 1970: every instance's idle poll is this one statement.
+    const statements = await sentStatements(() =>
+      claimDueCreations(db.em(), { workerId: 'w', limit: 10, now: new Date(0), claimTtlMs: 1_000 }),
+    );
+    expect(statements).toEqual([expect.stringMatching(/^SELECT 1 FROM `md_entity_creation_outbox` WHERE/)]);
   });
 
   it('records a success once however many times it is reported', async () => {

@@ -21,6 +21,7 @@ import {
   principalFor,
   rowsOf,
   seedConfigs,
+  sentStatements,
   startTestApp,
   type TestApp,
   testConfig,
@@ -343,5 +344,11 @@ describe('the capture retrier', () => {
       await task.stop();
     }
     expect(await rowsOf(t.db.em(), labId)).toEqual([expect.objectContaining({ field_id: FIELD.dob })]);
+  });
+
+  it('polls with one plain read and no transaction while nothing is due', async () => {
+    // Nothing is due before 1970: every instance's idle poll is this one statement.
+    const statements = await sentStatements(() => retrier().replayDue(new Date(0)));
+    expect(statements).toEqual([expect.stringMatching(/^SELECT 1 FROM `md_capture_outbox` WHERE/)]);
   });
 });
