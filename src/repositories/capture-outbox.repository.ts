@@ -51,10 +51,6 @@ export interface DueCaptureRow {
   captured_at: string;
 }
 
-/**
- * Claims up to `batchSize` due captures, oldest due first, for the rest of the transaction. SKIP
- * LOCKED: any number of retriers share the table, each taking rows no other holds.
- */
 /** Whether any stored capture is due, read without a lock or a transaction (an idle poll's one statement). */
 export async function anyCaptureDue(sql: SqlSession, now: Date): Promise<boolean> {
   const due = await sql.query(
@@ -64,6 +60,10 @@ export async function anyCaptureDue(sql: SqlSession, now: Date): Promise<boolean
   return due.length > 0;
 }
 
+/**
+ * Claims up to `batchSize` due captures, oldest due first, for the rest of the transaction. SKIP
+ * LOCKED: any number of retriers share the table, each taking rows no other holds.
+ */
 export function claimDueCaptures(sql: SqlSession, now: Date, batchSize: number): Promise<DueCaptureRow[]> {
   return sql.query<DueCaptureRow>(
     `SELECT \`id\`, \`principal_user_id\`, \`principal_role\`, \`principal_org_id\`, \`lab_id\`, \`input\`,
